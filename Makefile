@@ -1,0 +1,24 @@
+# One command to run, one to test. Both install what they need first.
+PY ?= python3
+UV := $(PY) -m uv
+
+.PHONY: setup run test lint bench sim
+
+setup:
+	@$(PY) -m uv --version >/dev/null 2>&1 || $(PY) -m pip install --quiet --disable-pip-version-check uv
+	@$(UV) sync --frozen --quiet
+
+run: setup
+	$(UV) run --frozen smsgateway demo
+
+sim: setup
+	$(UV) run --frozen smsgateway smsc-sim
+
+test: setup
+	$(UV) run --frozen ruff check src tests bench
+	$(UV) run --frozen ruff format --check src tests bench
+	$(UV) run --frozen mypy
+	$(UV) run --frozen pytest
+
+bench: setup
+	$(UV) run --frozen python bench/run_all.py

@@ -1,0 +1,3 @@
+"""smsgateway: an SMS gateway with SMPP 3.4 links."""
+
+__version__ = "0.1.0"
