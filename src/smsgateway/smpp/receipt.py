@@ -1,0 +1,260 @@
+"""Delivery receipts: the SMPP 3.4 Appendix B text format, plus the TLVs that override it.
+
+Appendix B is only "an example" of a receipt format, and SMSCs treat it as such:
+keys in either case, fields missing or reordered, "submit_date" for "submit date",
+dates with or without seconds. The parser therefore looks for keys rather than
+positions, and only gives up when there is no message id to match against, since
+a receipt without one cannot be attributed to any message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from .constants import MessageState, Tlv
+
+__all__ = ["Receipt", "id_variants", "ids_match", "parse_receipt"]
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """A parsed delivery receipt.
+
+    `message_id` is exactly as the SMSC wrote it; use `id_variants` to match it.
+    `state` is UNKNOWN when no stat could be read; `stat` keeps the raw value for
+    diagnostics. Dates are timezone-aware UTC: the format carries no zone, and
+    SMSCs nearly always run on UTC, so that is the least surprising reading.
+    `error` is the err field, or the NETWORK_ERROR_CODE TLV's code as a 3-digit
+    string (its network type in `network_error_type`).
+    """
+
+    message_id: str
+    state: MessageState
+    error: str | None = None
+    submitted_at: datetime | None = None
+    done_at: datetime | None = None
+    delivered_count: int | None = None
+    submitted_count: int | None = None
+    text: str | None = None
+    stat: str | None = None
+    network_error_type: int | None = None
+
+    @property
+    def is_final(self) -> bool:
+        """Whether the SMSC is done with the message (every state but ENROUTE is final)."""
+        return self.state is not MessageState.ENROUTE
+
+
+_STATES: dict[str, MessageState] = {
+    "DELIVRD": MessageState.DELIVERED,
+    "DELIVERED": MessageState.DELIVERED,
+    "EXPIRED": MessageState.EXPIRED,
+    "DELETED": MessageState.DELETED,
+    "UNDELIV": MessageState.UNDELIVERABLE,
+    "UNDELIVERABLE": MessageState.UNDELIVERABLE,
+    "FAILED": MessageState.UNDELIVERABLE,  # seen in the wild; means the same
+    "ACCEPTD": MessageState.ACCEPTED,
+    "ACCEPTED": MessageState.ACCEPTED,
+    "UNKNOWN": MessageState.UNKNOWN,
+    "REJECTD": MessageState.REJECTED,
+    "REJECTED": MessageState.REJECTED,
+    "ENROUTE": MessageState.ENROUTE,
+    "EN_ROUTE": MessageState.ENROUTE,
+}
+
+# A key starts the string or follows whitespace, so "text:" inside e.g. "context:"
+# is not a key. Everything after the first "text:" key is message text, whatever it
+# contains, so keys are only looked for before it.
+_KEY = re.compile(
+    r"(?<!\S)(id|sub|dlvrd|submit[\s_-]*date|done[\s_-]*date|stat|err|text)\s*:",
+    re.IGNORECASE,
+)
+_NON_DIGITS = re.compile(r"\D")
+_DECIMAL = re.compile(r"[0-9]+")
+_HEX = re.compile(r"[0-9a-f]+")
+
+
+def _canonical_key(key: str) -> str:
+    key = key.lower()
+    if key.startswith("submit"):
+        return "submit_date"
+    if key.startswith("done"):
+        return "done_date"
+    return key
+
+
+def _fields(text: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    matches = list(_KEY.finditer(text))
+    for i, match in enumerate(matches):
+        key = _canonical_key(match.group(1))
+        if key == "text":
+            fields.setdefault("text", text[match.end() :])
+            break
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
+        fields.setdefault(key, text[match.end() : end].strip())
+    return fields
+
+
+def _first_token(value: str | None) -> str | None:
+    if not value:
+        return None
+    tokens = value.split()
+    return tokens[0] if tokens else None
+
+
+def _int(value: str | None) -> int | None:
+    token = _first_token(value)
+    if token is None or not _DECIMAL.fullmatch(token):
+        return None
+    return int(token)
+
+
+def _date(value: str | None) -> datetime | None:
+    """YYMMDDhhmm[ss] (Appendix B), or YYYYMMDDhhmmss from SMSCs that widen it."""
+    if not value:
+        return None
+    digits = _NON_DIGITS.sub("", value)
+    formats = {10: "%y%m%d%H%M", 12: "%y%m%d%H%M%S", 14: "%Y%m%d%H%M%S"}
+    fmt = formats.get(len(digits))
+    if fmt is None:
+        return None
+    try:
+        return datetime.strptime(digits, fmt).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _state(stat: str | None) -> MessageState:
+    if stat is None:
+        return MessageState.UNKNOWN
+    upper = stat.upper()
+    if upper in _STATES:
+        return _STATES[upper]
+    if _DECIMAL.fullmatch(upper):  # a few SMSCs send the message_state number
+        try:
+            return MessageState(int(upper))
+        except ValueError:
+            return MessageState.UNKNOWN
+    return MessageState.UNKNOWN
+
+
+def _as_text(data: str | bytes) -> str:
+    if isinstance(data, str):
+        return data.rstrip("\x00")
+    raw = bytes(data).rstrip(b"\x00")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _tlv_id(value: object) -> str | None:
+    if isinstance(value, bytes | bytearray | memoryview):
+        value = _as_text(bytes(value))
+    if isinstance(value, str):
+        value = value.strip().rstrip("\x00")
+        return value or None
+    return None
+
+
+def _tlv_state(value: object) -> MessageState | None:
+    if isinstance(value, bytes | bytearray | memoryview) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return MessageState(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _tlv_network_error(value: object) -> tuple[int | None, str] | None:
+    """(network type, code) from NETWORK_ERROR_CODE: 1 octet type + 2 octets code."""
+    if isinstance(value, bytes | bytearray | memoryview) and len(value) == 3:
+        raw = bytes(value)
+        return raw[0], f"{int.from_bytes(raw[1:], 'big'):03d}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return None, f"{value:03d}"
+    return None
+
+
+def parse_receipt(text: str | bytes, tlvs: Mapping[int, object] | None = None) -> Receipt | None:
+    """Parse a receipt's short_message (or message_payload) and TLVs; never raises.
+
+    RECEIPTED_MESSAGE_ID, MESSAGE_STATE and NETWORK_ERROR_CODE win over the text
+    when present, because they are typed and an SMSC that bothers to send them
+    means them, while the text format is loosely followed. Returns None when
+    neither gives a message id.
+    """
+    fields = _fields(_as_text(text))
+    tlvs = tlvs or {}
+
+    message_id = _tlv_id(tlvs.get(Tlv.RECEIPTED_MESSAGE_ID)) or _first_token(fields.get("id"))
+    if message_id is None:
+        return None
+
+    stat = _first_token(fields.get("stat"))
+    state = _tlv_state(tlvs.get(Tlv.MESSAGE_STATE))
+    if state is None:
+        state = _state(stat)
+
+    error = _first_token(fields.get("err"))
+    network_type: int | None = None
+    network_error = _tlv_network_error(tlvs.get(Tlv.NETWORK_ERROR_CODE))
+    if network_error is not None:
+        network_type, error = network_error
+
+    return Receipt(
+        message_id=message_id,
+        state=state,
+        error=error,
+        submitted_at=_date(fields.get("submit_date")),
+        done_at=_date(fields.get("done_date")),
+        delivered_count=_int(fields.get("dlvrd")),
+        submitted_count=_int(fields.get("sub")),
+        text=fields.get("text"),
+        stat=stat,
+        network_error_type=network_type,
+    )
+
+
+# Longer ids are not numbers (UUIDs and the like); converting them is pointless and
+# int() of huge digit strings is slow (and capped by sys.int_info).
+_MAX_NUMERIC_ID = 32
+
+
+def id_variants(message_id: str) -> tuple[str, ...]:
+    """Forms of a message id to try when matching a receipt to a submitted message.
+
+    SMSCs often return the submit_sm_resp id in one base and the receipt id in the
+    other (hex "3039" vs decimal "12345"), in either case, sometimes zero-padded.
+    Returned, without duplicates and in this order: the id as given; trimmed and
+    lowercased; and, when it looks numeric, its value re-rendered without leading
+    zeros in decimal and lowercase hex. An all-digit id is ambiguous (it is valid hex
+    too), so both readings are included.
+
+    Match by intersecting variant sets (see `ids_match`), or store each submitted id
+    under all its variants and look up every variant of a receipt's id. Variants
+    can collide between unrelated messages (decimal "16" and hex "10"), so a match
+    should also be checked against the destination address.
+    """
+    variants = [message_id]
+    lower = message_id.strip().lower()
+    variants.append(lower)
+    if lower and len(lower) <= _MAX_NUMERIC_ID:
+        if _DECIMAL.fullmatch(lower):
+            value = int(lower)
+            variants += [str(value), format(value, "x")]
+        if _HEX.fullmatch(lower):
+            value = int(lower, 16)
+            variants += [format(value, "x"), str(value)]
+    return tuple(dict.fromkeys(variants))
+
+
+def ids_match(a: str, b: str) -> bool:
+    """Whether two ids may name the same message, allowing for base and case."""
+    return not set(id_variants(a)).isdisjoint(id_variants(b))
