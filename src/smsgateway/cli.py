@@ -3,13 +3,179 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import getpass
+import logging
+import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+from .settings import LinkSettings, Settings, SettingsError, load_settings
+
+log = logging.getLogger("smsgateway")
+
+
+def _setup_logging(level: str) -> None:
+    from .logs import configure
+
+    configure(level)
+
+
+async def _run_until_signal(settings: Settings, *, demo: bool) -> int:
+    from .runtime import Runtime
+
+    sim = None
+    if demo:
+        from .smscsim.simulator import SimulatorConfig, SmscSimulator
+
+        sim = SmscSimulator(
+            SimulatorConfig(host="127.0.0.1", port=2775, http_port=2776, dlr_delay_ms=500)
+        )
+        await sim.start()
+    runtime = Runtime(settings)
+    await runtime.start()
+    if demo:
+        _print_demo(settings, runtime.rest_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await runtime.stop()
+    if sim is not None:
+        await sim.stop()
+    return 0
+
+
+def _load(args: argparse.Namespace) -> Settings:
+    try:
+        return load_settings(args.config)
+    except SettingsError as exc:
+        print(f"smsgateway: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    _setup_logging(args.log_level)
+    return _run(_run_until_signal(settings, demo=False))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Gateway plus the built-in SMSC simulator and one demo link: works out of the box."""
+    settings = _load(args)
+    if not settings.auth.admin_api_key:
+        settings.auth.admin_api_key = os.environ.get("ADMIN_API_KEY", "demo-admin-key")
+    if not settings.smpp.links:
+        settings.smpp.links.append(
+            LinkSettings(id=1, name="demo-link", host="127.0.0.1", port=2775, limit_tps=200)
+        )
+    settings.validate()
+    _setup_logging(args.log_level)
+    return _run(_run_until_signal(settings, demo=True))
+
+
+def _run(coro: Coroutine[Any, Any, int]) -> int:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def _print_demo(settings: Settings, port: int) -> None:
+    base = f"http://{settings.server.host}:{port}"
+    key = settings.auth.admin_api_key
+    print(
+        f"""
+smsgateway is running on {base} with the built-in SMSC simulator on 127.0.0.1:2775
+(simulator control: http://127.0.0.1:2776/stats). Try, in another shell:
+
+  curl -s -X POST {base}/api/v1/auth/register -H 'X-Admin-Key: {key}' \\
+       -d '{{"email":"me@example.com","password":"correct-horse-9"}}'
+  # note app_id from the answer, then:
+  TOKEN=$(curl -s -X POST {base}/api/v1/auth/login \\
+       -d '{{"email":"me@example.com","password":"correct-horse-9","app_id":1}}' \\
+       | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+  curl -s -X POST {base}/api/v1/sms/check-esme -H "Authorization: Bearer $TOKEN" \\
+       -H 'X-App-ID: 1' -d '{{"esme":1}}'
+  curl -s -X POST {base}/api/v1/sms/send -H "Authorization: Bearer $TOKEN" -H 'X-App-ID: 1' \\
+       -d '{{"esme":1,"source":"Demo","destination":"+447700900123","message":"Hello"}}'
+  # then, with the message_id from the answer (receipts arrive after 0.5 s):
+  curl -s -X POST {base}/api/v1/sms/info -H "Authorization: Bearer $TOKEN" -H 'X-App-ID: 1' \\
+       -d '{{"esme":1,"message_id":"<message_id>"}}'
+
+Press Ctrl-C to stop.
+""",
+        flush=True,
+    )
+
+
+def cmd_user_create(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    password = args.password or os.environ.get("SMSGATEWAY_NEW_PASSWORD") or getpass.getpass()
+
+    async def create() -> int:
+        from pathlib import Path
+
+        from .core.auth import AuthService
+        from .core.errors import GatewayError
+        from .core.secrets import Secrets
+        from .store.sqlite import SqliteStore
+
+        Path(settings.storage.path).parent.mkdir(parents=True, exist_ok=True)
+        store = await SqliteStore.open(settings.storage.path)
+        try:
+            auth = AuthService(
+                store, Secrets.load(Path(settings.storage.path).parent), token_ttl_s=3600
+            )
+            created = await auth.register(
+                args.email, password, args.app_name or None, is_admin=args.admin
+            )
+        except GatewayError as exc:
+            print(f"smsgateway: {exc.message}", file=sys.stderr)
+            return 1
+        finally:
+            await store.close()
+        print(
+            f"user_id={created.user_id} app_id={created.app_id} app_secret={created.app_secret}"
+            + (" (admin)" if args.admin else "")
+        )
+        return 0
+
+    return asyncio.run(create())
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="smsgateway", description="SMS gateway with SMPP 3.4 links")
+    parser = argparse.ArgumentParser(prog="smsgateway", description="SMS gateway, SMPP 3.4 links")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", help="TOML settings file (see README)")
+        p.add_argument("--log-level", default="INFO")
+
+    serve = sub.add_parser("serve", help="run the gateway")
+    common(serve)
+    serve.set_defaults(handler=cmd_serve)
+
+    demo = sub.add_parser("demo", help="run the gateway with the SMSC simulator and a demo link")
+    common(demo)
+    demo.set_defaults(handler=cmd_demo)
+
+    user = sub.add_parser("user", help="manage users")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    create = user_sub.add_parser("create", help="create a user and its first app")
+    create.add_argument("--config")
+    create.add_argument("--email", required=True)
+    create.add_argument("--password", help="or SMSGATEWAY_NEW_PASSWORD, or a prompt")
+    create.add_argument("--app-name", default="")
+    create.add_argument("--admin", action="store_true")
+    create.set_defaults(handler=cmd_user_create)
 
     from .smscsim import cli as smscsim_cli
 

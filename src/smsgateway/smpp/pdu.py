@@ -50,30 +50,41 @@ _Field: TypeAlias = tuple[str, int, int]
 # --- TLVs ----------------------------------------------------------------------------
 
 
+def encode_tlv_value(tag: int, value: TlvValue) -> bytes:
+    """The raw octets of one TLV value, typed by the tag's kind (bytes pass as they are)."""
+    if isinstance(value, bytes):
+        return value
+    if value is None:
+        return b""
+    kind = TLV_KINDS.get(tag)
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise PduError(f"TLV 0x{tag:04X}: unsupported value {value!r}")
+    if isinstance(value, int):
+        size = _INT_KIND_SIZE.get(kind, 0) if kind is not None else 0
+        if not size:
+            raise PduError(f"TLV 0x{tag:04X} does not take an integer")
+        if not 0 <= value < 1 << (8 * size):
+            raise PduError(f"TLV 0x{tag:04X} value {value} out of range")
+        return value.to_bytes(size, "big")
+    if "\0" in value:
+        raise PduError(f"TLV 0x{tag:04X}: NUL inside a string")
+    try:
+        raw = value.encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise PduError(f"TLV 0x{tag:04X}: not representable in one octet per character") from exc
+    return raw + (b"\0" if kind == TlvKind.CSTRING else b"")
+
+
 def _encode_tlvs(tlvs: dict[int, TlvValue]) -> bytes:
     out = []
     for tag, value in tlvs.items():
-        kind = TLV_KINDS.get(tag)
-        if isinstance(value, bytes):
-            raw = value
-        elif value is None:
-            raw = b""
-        elif isinstance(value, bool) or not isinstance(value, int | str):
-            raise PduError(f"TLV 0x{tag:04X}: unsupported value {value!r}")
-        elif isinstance(value, int):
-            size = _INT_KIND_SIZE.get(kind, 0) if kind is not None else 0
-            if not size:
-                raise PduError(f"TLV 0x{tag:04X} does not take an integer")
-            if not 0 <= value < 1 << (8 * size):
-                raise PduError(f"TLV 0x{tag:04X} value {value} out of range")
-            raw = value.to_bytes(size, "big")
-        else:  # str
-            if "\0" in value:
-                raise PduError(f"TLV 0x{tag:04X}: NUL inside a string")
-            raw = value.encode("latin-1") + (b"\0" if kind == TlvKind.CSTRING else b"")
+        raw = encode_tlv_value(tag, value)
         if len(raw) > 0xFFFF:
             raise PduError(f"TLV 0x{tag:04X} longer than 65535 octets")
-        out.append(_TLV_HEAD.pack(tag, len(raw)))
+        try:
+            out.append(_TLV_HEAD.pack(tag, len(raw)))
+        except struct.error as exc:
+            raise PduError(f"TLV tag {tag} out of range") from exc
         out.append(raw)
     return b"".join(out)
 

@@ -1,0 +1,1 @@
+"""API faces: parse, authenticate, translate; no business rules."""

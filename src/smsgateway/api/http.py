@@ -1,0 +1,97 @@
+"""HTTP plumbing shared by the REST faces: bodies, JSON, client address, errors.
+
+Kept free of business rules: it reads and writes bytes, the faces translate.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..core.errors import GatewayError, InvalidRequest
+
+T = TypeVar("T")
+
+_encoder = msgspec.json.Encoder()
+_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+
+
+class PayloadTooLarge(GatewayError):
+    code = "payload_too_large"
+    http_status = 413
+    grpc_status = "RESOURCE_EXHAUSTED"
+    default_message = "request body too large"
+
+
+class UnsupportedMediaType(GatewayError):
+    code = "unsupported_media_type"
+    http_status = 415
+    grpc_status = "INVALID_ARGUMENT"
+    default_message = "Content-Type must be application/json"
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(_encoder.encode(data), status, headers, media_type="application/json")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing more than `limit` bytes before reading them."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise InvalidRequest("invalid Content-Length")
+        if int(declared) > limit:
+            raise PayloadTooLarge(f"request body too large (limit {limit} bytes)")
+        return await request.body()
+    chunks = bytearray()
+    async for chunk in request.stream():
+        chunks += chunk
+        if len(chunks) > limit:
+            raise PayloadTooLarge(f"request body too large (limit {limit} bytes)")
+    return bytes(chunks)
+
+
+def decode_json(body: bytes, type_: type[T]) -> T:
+    """Body to a typed struct; any defect is a 400 that names the field at fault."""
+    decoder = _decoders.get(type_)
+    if decoder is None:
+        decoder = _decoders[type_] = msgspec.json.Decoder(type_)
+    if not body.strip():
+        raise InvalidRequest("request body is required")
+    try:
+        result: T = decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest(f"invalid request body: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"malformed JSON: {exc}") from None
+    return result
+
+
+def client_ip(
+    request: Request, trusted: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> str | None:
+    """The caller's address; X-Forwarded-For counts only when a trusted proxy sent it."""
+    peer = request.client.host if request.client else None
+    if peer is None or not trusted:
+        return peer
+    try:
+        peer_ip = ipaddress.ip_address(peer)
+    except ValueError:
+        return peer
+    if not any(peer_ip in net for net in trusted):
+        return peer
+    forwarded = request.headers.get("x-forwarded-for", "")
+    # Walk from the nearest hop back, skipping our own proxies.
+    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+        try:
+            hop_ip = ipaddress.ip_address(hop)
+        except ValueError:
+            return peer
+        if not any(hop_ip in net for net in trusted):
+            return str(hop_ip)
+    return peer

@@ -1,0 +1,263 @@
+"""The native REST face (documents 000 and 001): parse, authenticate, translate.
+
+Handlers hold no rules: each one decodes its body into a typed struct, calls one core
+service, and renders the answer or the error in the native shape `{"error": "..."}`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import msgspec
+from prometheus_client import generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from ..core.admin import AdminKey
+from ..core.auth import AuthService, Principal
+from ..core.errors import GatewayError, InvalidRequest
+from ..core.messages import MessageService, SendRequest
+from ..core.metrics import Metrics
+from ..settings import Settings
+from .http import client_ip, decode_json, json_response, read_body
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+# -- request bodies -------------------------------------------------------------------
+
+
+class RegisterBody(msgspec.Struct):
+    email: str
+    password: str
+    app_name: str = ""
+
+
+class LoginBody(msgspec.Struct):
+    email: str
+    password: str
+    app_id: int
+
+
+class UserIdBody(msgspec.Struct):
+    user_id: int
+
+
+class SendBody(msgspec.Struct):
+    esme: int
+    source: str
+    destination: str
+    message: str
+    transaction_id: str = ""
+    campaign: str = ""
+
+
+class EsmeBody(msgspec.Struct):
+    esme: int
+
+
+class InfoBody(msgspec.Struct):
+    message_id: str
+    esme: int = 0
+
+
+@dataclass
+class Services:
+    settings: Settings
+    auth: AuthService
+    messages: MessageService
+    admin_key: AdminKey
+    metrics: Metrics
+
+
+class NativeApi:
+    """Builds the routes of the native face over the core services."""
+
+    def __init__(self, services: Services) -> None:
+        self.s = services
+        self.limit = services.settings.server.max_body_bytes
+        self.trusted = [
+            ipaddress.ip_network(c, strict=False) for c in services.settings.server.trusted_proxies
+        ]
+
+    # -- plumbing --------------------------------------------------------------------
+
+    def endpoint(self, route: str, handler: Handler) -> Handler:
+        """Wrap a handler: native error body, metrics, and no 500 for bad input."""
+        counter = self.s.metrics.requests
+        latency = self.s.metrics.latency.labels(route)
+
+        async def wrapped(request: Request) -> Response:
+            started = time.perf_counter()
+            try:
+                response = await handler(request)
+            except GatewayError as exc:
+                response = json_response({"error": exc.message}, exc.http_status)
+            except Exception:
+                log.exception("unhandled error", extra={"route": route})
+                response = json_response({"error": "internal error"}, 500)
+            latency.observe(time.perf_counter() - started)
+            counter.labels(route, str(response.status_code)).inc()
+            return response
+
+        return wrapped
+
+    async def _body(self, request: Request, type_: type[msgspec.Struct]) -> msgspec.Struct:
+        return decode_json(await read_body(request, self.limit), type_)
+
+    async def _principal(self, request: Request) -> Principal:
+        headers = request.headers
+        return await self.s.auth.verify_token(headers.get("authorization"), headers.get("x-app-id"))
+
+    def _admin(self, request: Request) -> None:
+        self.s.admin_key.check(request.headers.get("x-admin-key"))
+
+    def _admin_unless_open(self, request: Request) -> None:
+        if not self.s.settings.auth.open_registration:
+            self._admin(request)
+
+    # -- monitoring ------------------------------------------------------------------
+
+    async def healthy(self, request: Request) -> Response:
+        return json_response({"status": "ok"})
+
+    async def metrics(self, request: Request) -> Response:
+        return Response(
+            generate_latest(self.s.metrics.registry),
+            media_type="text/plain; version=0.0.4; charset=utf-8",
+        )
+
+    # -- auth ------------------------------------------------------------------------
+
+    async def register(self, request: Request) -> Response:
+        self._admin_unless_open(request)
+        body = await self._body(request, RegisterBody)
+        assert isinstance(body, RegisterBody)
+        created = await self.s.auth.register(body.email, body.password, body.app_name or None)
+        return json_response(
+            {
+                "user_id": created.user_id,
+                "app_id": created.app_id,
+                "app_secret": created.app_secret,
+                "error": "",
+            },
+            201,
+        )
+
+    async def login(self, request: Request) -> Response:
+        body = await self._body(request, LoginBody)
+        assert isinstance(body, LoginBody)
+        token = await self.s.auth.login(body.email, body.password, body.app_id)
+        return json_response({"token": token, "error": ""})
+
+    async def validate(self, request: Request) -> Response:
+        self._admin_unless_open(request)
+        body = await self._body(request, UserIdBody)
+        assert isinstance(body, UserIdBody)
+        _positive(body.user_id, "user_id")
+        return json_response({"is_admin": await self.s.auth.is_admin(body.user_id), "error": ""})
+
+    async def delete(self, request: Request) -> Response:
+        self._admin_unless_open(request)
+        body = await self._body(request, UserIdBody)
+        assert isinstance(body, UserIdBody)
+        _positive(body.user_id, "user_id")
+        await self.s.auth.delete_user(body.user_id)
+        return json_response({"result": True, "error": ""})
+
+    # -- sms -------------------------------------------------------------------------
+
+    async def send(self, request: Request) -> Response:
+        principal = await self._principal(request)
+        body = await self._body(request, SendBody)
+        assert isinstance(body, SendBody)
+        result = await self.s.messages.submit(
+            principal.app_id,
+            SendRequest(
+                esme=body.esme,
+                source=body.source,
+                destination=body.destination,
+                message=body.message,
+                transaction_id=body.transaction_id,
+                campaign=body.campaign,
+            ),
+            client_ip(request, self.trusted),
+        )
+        # 001: an SMSC refusal answers 500 with the whole body, success false.
+        return json_response(result, 200 if result.success else 500)
+
+    async def check_esme(self, request: Request) -> Response:
+        await self._principal(request)
+        body = await self._body(request, EsmeBody)
+        assert isinstance(body, EsmeBody)
+        return json_response(
+            self.s.messages.check_link(body.esme, client_ip(request, self.trusted))
+        )
+
+    async def info(self, request: Request) -> Response:
+        principal = await self._principal(request)
+        body = await self._body(request, InfoBody)
+        assert isinstance(body, InfoBody)
+        if body.esme:
+            self.s.messages.router.resolve(
+                body.esme, client_ip(request, self.trusted), require_enabled=False
+            )
+        return json_response(
+            await self.s.messages.info(principal.app_id, body.esme, body.message_id)
+        )
+
+    # -- routes ----------------------------------------------------------------------
+
+    def routes(self) -> list[BaseRoute]:
+        e = self.endpoint
+        routes: list[BaseRoute] = [
+            Route("/healthy", e("healthy", self.healthy), methods=["GET"]),
+            Route("/metrics", e("metrics", self.metrics), methods=["GET"]),
+        ]
+        for prefix in ("/api/v1/auth", "/api/v1/user"):
+            routes += [
+                Route(f"{prefix}/register", e("register", self.register), methods=["POST"]),
+                Route(f"{prefix}/login", e("login", self.login), methods=["POST"]),
+                Route(f"{prefix}/validate", e("validate", self.validate), methods=["POST"]),
+                Route(f"{prefix}/delete", e("delete", self.delete), methods=["POST"]),
+            ]
+        routes += [
+            Route("/api/v1/sms/send", e("sms_send", self.send), methods=["POST"]),
+            Route("/api/v1/sms/check-esme", e("sms_check", self.check_esme), methods=["POST"]),
+            Route("/api/v1/sms/info", e("sms_info", self.info), methods=["POST"]),
+        ]
+        return routes
+
+
+def _positive(value: int, name: str) -> None:
+    if value <= 0 or value > 2**63 - 1:
+        raise InvalidRequest(f"{name} must be a positive integer")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    # Unknown paths and wrong methods keep the native body shape.
+    assert isinstance(exc, HTTPException)
+    message = {404: "not found", 405: "method not allowed"}.get(exc.status_code, exc.detail)
+    return json_response({"error": message}, exc.status_code)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", exc_info=exc)
+    return json_response({"error": "internal error"}, 500)
+
+
+def build_app(services: Services) -> Starlette:
+    api = NativeApi(services)
+    return Starlette(
+        routes=api.routes(),
+        exception_handlers={HTTPException: _http_error, 500: _server_error},
+    )

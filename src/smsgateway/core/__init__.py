@@ -1,0 +1,1 @@
+"""Gateway services: auth, messages, routing; no HTTP, no SQL."""

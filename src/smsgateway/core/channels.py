@@ -1,0 +1,375 @@
+"""Delivery channels: an SMPP link, and a pool that spreads messages over links.
+
+A channel takes `SendJob`s (one message, its parts already encoded) and reports each
+part's outcome through the job. A job whose link is down waits in the channel's
+pending queue and goes out when the link binds; a part whose submit_sm_resp never
+came (timeout, dropped connection) is sent again: at-least-once toward the SMSC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..settings import LinkSettings, PoolSettings
+from ..smpp.constants import ESM_CLASS_UDHI
+from ..smpp.errors import CommandError, ResponseTimeout, SessionClosed, SmppError
+from ..smpp.pdu import DataSm, DeliverSm, SubmitSm
+from ..smpp.session import ClientConfig, EsmeClient, LinkState
+
+log = logging.getLogger(__name__)
+
+DISABLED = "DISABLED"
+
+
+@dataclass(slots=True)
+class PartSpec:
+    seq: int
+    short_message: bytes
+    data_coding: int
+    esm_class: int
+    tlvs: dict[int, int | str | bytes | None]
+
+
+@dataclass(slots=True)
+class PartOutcome:
+    """What the SMSC said of one part: its id, or the refusal's status name."""
+
+    seq: int
+    link_id: int
+    smsc_id: str | None
+    error: str | None
+
+
+@dataclass(eq=False)
+class SendJob:
+    message_id: str
+    source: str
+    source_ton: int
+    source_npi: int
+    destination: str
+    dest_ton: int
+    dest_npi: int
+    registered_delivery: int
+    parts: list[PartSpec]
+    outcomes: dict[int, PartOutcome] = field(default_factory=dict)
+    done: asyncio.Future[list[PartOutcome]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+    def remaining(self) -> list[PartSpec]:
+        return [p for p in self.parts if p.seq not in self.outcomes]
+
+
+OutcomeSink = Callable[[SendJob, list[PartOutcome]], None]
+DeliverHandler = Callable[["SmppLink", DeliverSm | DataSm], Awaitable[int]]
+
+
+class Channel(Protocol):
+    """Where a message can be sent: the routing target an `esme` id names."""
+
+    id: int
+    name: str
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def bound(self) -> bool: ...
+
+    def enqueue(self, job: SendJob) -> None: ...
+
+    def allows(self, address: str | None) -> bool: ...
+
+
+class SmppLink:
+    """One SMPP bind to one SMSC, with its pending queue and sender."""
+
+    def __init__(
+        self,
+        cfg: LinkSettings,
+        *,
+        on_outcomes: OutcomeSink,
+        on_deliver: DeliverHandler,
+        enabled: bool = True,
+        reason: str = "",
+    ) -> None:
+        self.cfg = cfg
+        self.id = cfg.id
+        self.name = cfg.name or f"link-{cfg.id}"
+        self.enabled = enabled
+        self.reason = reason
+        self._on_outcomes = on_outcomes
+        self._on_deliver = on_deliver
+        self._pending: deque[SendJob] = deque()
+        self._pools: list[SmppPool] = []
+        self._active = 0
+        self._wake = asyncio.Event()
+        self._drainer: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._networks = [ipaddress.ip_network(c, strict=False) for c in cfg.allowed_ips]
+        self.client = EsmeClient(
+            ClientConfig(
+                host=cfg.host,
+                port=cfg.port,
+                system_id=cfg.system_id,
+                password=cfg.password,
+                system_type=cfg.system_type,
+                interface_version=0x34 if cfg.interface_version == "3.4" else 0x33,
+                bind_mode=cfg.bind_mode,
+                window=cfg.window,
+                limit_tps=cfg.limit_tps,
+                enquire_link_interval=cfg.enquire_link_interval,
+                response_timeout=cfg.response_timeout,
+            ),
+            on_deliver=self._deliver,
+            on_state_change=self._state_changed,
+        )
+
+    # -- state -----------------------------------------------------------------------
+
+    @property
+    def status(self) -> str:
+        if not self.enabled:
+            return DISABLED
+        return str(self.client.state.value).upper()
+
+    @property
+    def bound(self) -> bool:
+        return self.enabled and self.client.state == LinkState.BOUND
+
+    @property
+    def can_send(self) -> bool:
+        return self.bound and self.cfg.bind_mode != "receiver"
+
+    def load(self) -> float:
+        """Work waiting here per unit of capacity: pools pick the least loaded link."""
+        return (self._active + len(self._pending) + 1) / max(self.cfg.limit_tps, 1)
+
+    @property
+    def pending_count(self) -> int:
+        return len(self._pending)
+
+    def allows(self, address: str | None) -> bool:
+        if not self._networks:
+            return True
+        if address is None:
+            return False
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in self._networks)
+
+    def join_pool(self, pool: SmppPool) -> None:
+        self._pools.append(pool)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._drainer = asyncio.create_task(self._drain(), name=f"drain-{self.name}")
+        if self.enabled:
+            await self.client.start()
+
+    async def stop(self) -> None:
+        if self._drainer is not None:
+            self._drainer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._drainer
+        await self.client.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def set_enabled(self, enabled: bool, reason: str) -> None:
+        was = self.enabled
+        self.enabled = enabled
+        self.reason = "" if enabled else reason
+        if enabled and not was:
+            await self.client.start()
+            self._wake.set()
+        elif not enabled and was:
+            # Unbind cleanly; queued work moves to a pool sibling when there is one.
+            await self.client.stop()
+            for pool in self._pools:
+                pool.rebalance()
+
+    def _state_changed(self, state: LinkState) -> None:
+        log.info("link state", extra={"link_id": self.id, "state": str(state.value)})
+        if state == LinkState.BOUND:
+            self._wake.set()
+
+    # -- sending ---------------------------------------------------------------------
+
+    def enqueue(self, job: SendJob) -> None:
+        if self.can_send and not self._pending:
+            self._dispatch(job)
+        else:
+            self._pending.append(job)
+            self._wake.set()
+
+    def take_pending(self) -> list[SendJob]:
+        jobs = list(self._pending)
+        self._pending.clear()
+        return jobs
+
+    def _dispatch(self, job: SendJob) -> None:
+        self._active += 1
+        task = asyncio.create_task(self._send(job))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self) -> None:
+        """Send pending work (own queue first, then the pools') whenever bound."""
+        cap = max(self.cfg.window * 4, 16)
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self.can_send and self._active < cap:
+                job = self._next_pending()
+                if job is None:
+                    break
+                self._dispatch(job)
+
+    def _next_pending(self) -> SendJob | None:
+        if self._pending:
+            return self._pending.popleft()
+        for pool in self._pools:
+            job = pool.pop_pending()
+            if job is not None:
+                return job
+        return None
+
+    async def _send(self, job: SendJob) -> None:
+        try:
+            parts = job.remaining()
+            results = await asyncio.gather(
+                *(self._submit_part(job, part) for part in parts), return_exceptions=True
+            )
+            new: list[PartOutcome] = []
+            retry = False
+            for part, result in zip(parts, results, strict=True):
+                if isinstance(result, PartOutcome):
+                    job.outcomes[part.seq] = result
+                    new.append(result)
+                elif isinstance(result, SessionClosed | ResponseTimeout):
+                    retry = True  # no answer: the SMSC may or may not have it; resend
+                elif isinstance(result, BaseException):
+                    log.error("submit failed", exc_info=result)
+                    outcome = PartOutcome(part.seq, self.id, None, "ESME_RSYSERR")
+                    job.outcomes[part.seq] = outcome
+                    new.append(outcome)
+            if new:
+                self._on_outcomes(job, new)
+            if retry:
+                self._pending.appendleft(job)
+            elif not job.done.done():
+                job.done.set_result([job.outcomes[p.seq] for p in job.parts])
+        finally:
+            self._active -= 1
+            self._wake.set()
+
+    async def _submit_part(self, job: SendJob, part: PartSpec) -> PartOutcome:
+        pdu = SubmitSm(
+            source_addr_ton=job.source_ton,
+            source_addr_npi=job.source_npi,
+            source_addr=job.source,
+            dest_addr_ton=job.dest_ton,
+            dest_addr_npi=job.dest_npi,
+            destination_addr=job.destination,
+            esm_class=part.esm_class,
+            registered_delivery=job.registered_delivery,
+            data_coding=part.data_coding,
+            short_message=part.short_message,
+            tlvs=dict(part.tlvs),
+        )
+        try:
+            resp = await self.client.submit(pdu)
+        except CommandError as exc:
+            return PartOutcome(part.seq, self.id, None, exc.status_name)
+        return PartOutcome(part.seq, self.id, resp.message_id, None)
+
+    async def _deliver(self, pdu: DeliverSm | DataSm) -> int:
+        return await self._on_deliver(self, pdu)
+
+
+class SmppPool:
+    """Several links as one target: each message goes through one bound member."""
+
+    def __init__(self, cfg: PoolSettings, members: Iterable[SmppLink]) -> None:
+        self.cfg = cfg
+        self.id = cfg.id
+        self.name = cfg.name or f"pool-{cfg.id}"
+        self.members = list(members)
+        self._pending: deque[SendJob] = deque()
+        for link in self.members:
+            link.join_pool(self)
+
+    @property
+    def status(self) -> str:
+        states = {m.status for m in self.members}
+        for state in ("BOUND", "CONNECTING", "UNBINDING", "CLOSED"):
+            if state in states:
+                return state
+        return DISABLED
+
+    @property
+    def bound(self) -> bool:
+        return any(m.bound for m in self.members)
+
+    def allows(self, address: str | None) -> bool:
+        return all(m.allows(address) for m in self.members)
+
+    def pick(self) -> SmppLink | None:
+        ready = [m for m in self.members if m.can_send]
+        if not ready:
+            return None
+        return min(ready, key=SmppLink.load)
+
+    def enqueue(self, job: SendJob) -> None:
+        link = self.pick()
+        if link is not None:
+            link.enqueue(job)
+        else:
+            self._pending.append(job)
+            for member in self.members:
+                member._wake.set()
+
+    def pop_pending(self) -> SendJob | None:
+        return self._pending.popleft() if self._pending else None
+
+    def rebalance(self) -> None:
+        """Move work off disabled members so the rest carry it."""
+        for member in self.members:
+            if not member.enabled:
+                for job in member.take_pending():
+                    self.enqueue(job)
+
+    @property
+    def total_tps(self) -> int:
+        return sum(m.cfg.limit_tps for m in self.members if m.enabled)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+__all__ = [
+    "DISABLED",
+    "ESM_CLASS_UDHI",
+    "Channel",
+    "PartOutcome",
+    "PartSpec",
+    "SendJob",
+    "SmppError",
+    "SmppLink",
+    "SmppPool",
+]

@@ -1,0 +1,182 @@
+"""The one error catalogue every face renders.
+
+Each error carries a stable `code`, the HTTP status the REST faces answer with, the
+gRPC status name the gRPC faces answer with, and its message text. Faces choose only
+the body shape (native `{"error": ...}`, problem body, `/v1` envelope); the wording
+and the numbers live here so two faces can never disagree.
+
+Subclasses are data: a class per kind (status numbers) and a class per message that
+a document fixes word for word (auth header errors, "user is admin", ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import ClassVar
+
+from ..store.errors import DuplicateError, StoreError, StoreUnavailable
+
+
+class GatewayError(Exception):
+    """Base of every error a face may show to a client."""
+
+    code: ClassVar[str] = "internal"
+    http_status: ClassVar[int] = 500
+    grpc_status: ClassVar[str] = "INTERNAL"
+    default_message: ClassVar[str] = "internal error"
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message if message is not None else self.default_message
+        super().__init__(self.message)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+# Kinds: one per status pair. Raise these with a message, or a named subclass below.
+
+
+class InvalidRequest(GatewayError):
+    code = "invalid_request"
+    http_status = 400
+    grpc_status = "INVALID_ARGUMENT"
+    default_message = "invalid request"
+
+
+class Unauthorized(GatewayError):
+    code = "unauthorized"
+    http_status = 401
+    grpc_status = "UNAUTHENTICATED"
+    default_message = "unauthorized"
+
+
+class Forbidden(GatewayError):
+    code = "forbidden"
+    http_status = 403
+    grpc_status = "PERMISSION_DENIED"
+    default_message = "forbidden"
+
+
+class NotFound(GatewayError):
+    code = "not_found"
+    http_status = 404
+    grpc_status = "NOT_FOUND"
+    default_message = "not found"
+
+
+class Conflict(GatewayError):
+    # 400, not 409: document 001 answers a duplicate user with 400.
+    code = "conflict"
+    http_status = 400
+    grpc_status = "ALREADY_EXISTS"
+    default_message = "already exists"
+
+
+class RateLimited(GatewayError):
+    code = "rate_limited"
+    http_status = 429
+    grpc_status = "RESOURCE_EXHAUSTED"
+    default_message = "rate limit exceeded"
+
+
+class Unavailable(GatewayError):
+    code = "unavailable"
+    http_status = 503
+    grpc_status = "UNAVAILABLE"
+    default_message = "service unavailable"
+
+
+class Internal(GatewayError):
+    pass
+
+
+# Messages fixed by the documents (001 section "Authentication", section 2).
+
+
+class AuthorizationRequired(Unauthorized):
+    default_message = "authorization header required"
+
+
+class AppIdRequired(Unauthorized):
+    default_message = "X-App-ID header required"
+
+
+class InvalidAppId(InvalidRequest):
+    default_message = "invalid X-App-ID"
+
+
+class UnknownApp(Unauthorized):
+    default_message = "unknown app_id"
+
+
+class InvalidToken(Unauthorized):
+    default_message = "invalid or expired token"
+
+
+class InvalidCredentials(Unauthorized):
+    default_message = "invalid email or password"
+
+
+class AdminKeyNotConfigured(Unavailable):
+    default_message = "admin API key not configured"
+
+
+class InvalidAdminKey(Unauthorized):
+    default_message = "invalid or missing admin key"
+
+
+class IpNotAllowed(Forbidden):
+    default_message = "IP not allowed"
+
+
+class UserNotFound(NotFound):
+    default_message = "user not found"
+
+
+class UserIsAdmin(InvalidRequest):
+    default_message = "user is admin"
+
+
+class DuplicateUser(Conflict):
+    default_message = "user already exists"
+
+
+class MessageNotFound(NotFound):
+    default_message = "message not found"
+
+
+def catalogue() -> list[type[GatewayError]]:
+    """Every error class, base first: for OpenAPI/gRPC docs and for tests."""
+    found: list[type[GatewayError]] = [GatewayError]
+    i = 0
+    while i < len(found):
+        for sub in found[i].__subclasses__():
+            if sub not in found:
+                found.append(sub)
+        i += 1
+    return found
+
+
+def from_exception(exc: BaseException) -> GatewayError:
+    """The error a face should show for any exception (a last-resort handler).
+
+    Gateway errors pass through; store errors get their catalogue kind; anything
+    else is an internal error whose text is not shown to clients.
+    """
+    if isinstance(exc, GatewayError):
+        return exc
+    if isinstance(exc, StoreUnavailable):
+        return Unavailable("storage unavailable")
+    if isinstance(exc, DuplicateError):
+        return Conflict(str(exc))
+    return Internal()
+
+
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """Re-raise store errors as catalogue errors (cause chained for the logs)."""
+    try:
+        yield
+    except StoreError as exc:
+        raise from_exception(exc) from exc

@@ -1,0 +1,490 @@
+"""The message pipeline: accept (store), route, send, track receipts, answer info.
+
+Every face calls `MessageService.submit/info/check_link`; nothing here knows HTTP or
+protobuf. Accepted means stored: `submit` answers only after the message row and its
+parts are committed, then waits up to the send budget for the SMSC's answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import msgspec
+
+from ..settings import MessageSettings
+from ..smpp import text as smpp_text
+from ..smpp.constants import ESM_CLASS_TYPE_MASK, ESM_CLASS_UDHI
+from ..smpp.pdu import DataSm, DeliverSm, encode_tlv_value
+from ..smpp.receipt import id_variants, parse_receipt
+from ..store.errors import DuplicateError
+from ..store.models import MessageRow, MessageWithParts, PartRow, PartUpdate, encode_tlvs
+from .channels import PartOutcome, PartSpec, SendJob, SmppLink
+from .errors import GatewayError, InvalidRequest, MessageNotFound
+from .ids import uuid7
+from .metrics import METRICS
+from .routing import Router
+from .status import PartState, receipt_state, rollup
+from .validation import check_text, parse_destination, parse_source
+
+log = logging.getLogger(__name__)
+
+
+class SendRequest(msgspec.Struct, frozen=True):
+    esme: int
+    source: str
+    destination: str
+    message: str
+    transaction_id: str = ""
+    campaign: str = ""
+
+
+class SendResult(msgspec.Struct):
+    success: bool
+    error: str
+    esme: int
+    transaction_id: str
+    message_id: str
+    status: str
+    sms_ids: list[str]
+    task_id: int
+
+
+class MessageInfo(msgspec.Struct):
+    message_id: str
+    mode: str
+    parts: dict[str, str]
+    delivered_count: int
+    sent_at: int
+    updated_at: int
+    transaction_id: str
+    task_id: int
+    status: str
+    error: str
+
+
+class LinkCheck(msgspec.Struct):
+    persist: bool
+    system_id: str
+    error: str
+
+
+_result_encoder = msgspec.json.Encoder()
+_result_decoder = msgspec.json.Decoder(SendResult)
+
+
+@dataclass
+class _EarlyReceipt:
+    state: str
+    error: str | None
+    at: int
+    expires: float
+
+
+@dataclass
+class Counters:
+    accepted: int = 0
+    submitted_parts: int = 0
+    refused_parts: int = 0
+    resent_parts: int = 0
+    receipts: int = 0
+    unmatched_receipts: int = 0
+    inbound: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+
+
+class MessageService:
+    def __init__(
+        self,
+        store: object,
+        router: Router,
+        settings: MessageSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        # `store` is the SQLite or PostgreSQL store; typed loosely to keep core free of
+        # a concrete backend.
+        self.store = store
+        self.router = router
+        self.settings = settings
+        self._clock = clock
+        self._task_ids = itertools.count(1)
+        self._inflight_tx: dict[tuple[int, str], asyncio.Future[SendResult]] = {}
+        self._early: dict[tuple[int, str], _EarlyReceipt] = {}
+        self._concat_ref = itertools.count(int(time.time()) & 0xFF)
+        self.counters = Counters()
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    async def start(self) -> None:
+        """Seed counters and send again what a crash left unacknowledged."""
+        self._task_ids = itertools.count(await self.store.max_task_id() + 1)  # type: ignore[attr-defined]
+        resent = await self.store.requeue_unacknowledged()  # type: ignore[attr-defined]
+        self.counters.resent_parts += resent
+        await self._load_queued()
+
+    async def _load_queued(self) -> None:
+        queued = await self.store.queued_messages()  # type: ignore[attr-defined]
+        for item in queued:
+            channel = self.router.get(item.message.route_id)
+            if channel is None:
+                continue
+            job = self._job_from_rows(item)
+            if job.parts:
+                channel.enqueue(job)
+        if queued:
+            log.info("requeued stored messages", extra={"count": len(queued)})
+
+    # -- submit ----------------------------------------------------------------------
+
+    async def submit(self, app_id: int, req: SendRequest, client_ip: str | None) -> SendResult:
+        channel = self.router.resolve(req.esme, client_ip)
+        source = parse_source(req.source)
+        dest = parse_destination(req.destination)
+        check_text(req.message)
+        if len(req.transaction_id) > 128:
+            raise InvalidRequest("transaction_id must be at most 128 characters")
+        if len(req.campaign) > 128:
+            raise InvalidRequest("campaign must be at most 128 characters")
+        if req.transaction_id:
+            key = (app_id, req.transaction_id)
+            running = self._inflight_tx.get(key)
+            if running is not None:
+                return await asyncio.shield(running)
+            previous = await self._previous_answer(app_id, req.transaction_id)
+            if previous is not None:
+                return previous
+            fut: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
+            self._inflight_tx[key] = fut
+            try:
+                result = await self._submit_new(app_id, req, channel, source, dest)
+            except BaseException as exc:
+                fut.set_exception(exc)
+                fut.exception()  # mark retrieved: waiters re-raise it themselves
+                raise
+            else:
+                fut.set_result(result)
+                return result
+            finally:
+                del self._inflight_tx[key]
+        return await self._submit_new(app_id, req, channel, source, dest)
+
+    async def _previous_answer(self, app_id: int, transaction_id: str) -> SendResult | None:
+        stored = await self.store.idem_get(f"tx:{app_id}", transaction_id)  # type: ignore[attr-defined]
+        if stored is not None:
+            return _result_decoder.decode(stored)
+        row: MessageWithParts | None = await self.store.get_message_by_transaction(  # type: ignore[attr-defined]
+            app_id, transaction_id
+        )
+        if row is None:
+            return None
+        return self._result_from_row(row)
+
+    def _result_from_row(self, row: MessageWithParts) -> SendResult:
+        msg = row.message
+        ids = [p.smsc_id for p in row.parts if p.smsc_id]
+        errors = [p.error for p in row.parts if p.error]
+        return SendResult(
+            success=not errors,
+            error=errors[0] if errors else "",
+            esme=msg.route_id,
+            transaction_id=msg.transaction_id or "",
+            message_id=msg.id,
+            status=msg.status,
+            sms_ids=ids,
+            task_id=msg.task_id,
+        )
+
+    def _split(
+        self, message: str, channel_cfg_method: str, default_encoding: str
+    ) -> list[PartSpec]:
+        ref = next(self._concat_ref) & (0xFFFF if channel_cfg_method != "udh8" else 0xFF)
+        try:
+            segments = smpp_text.split(
+                message,
+                method=channel_cfg_method,
+                reference=ref,
+                max_parts=self.settings.max_parts,
+            )
+        except smpp_text.TooManyParts as exc:
+            raise InvalidRequest(
+                f"message needs {exc.parts} parts; at most {self.settings.max_parts} allowed"
+            ) from exc
+        return [
+            PartSpec(
+                seq=seg.index,
+                short_message=seg.short_message,
+                data_coding=seg.data_coding,
+                esm_class=seg.esm_class_bits,
+                tlvs={tag: encode_tlv_value(tag, value) for tag, value in seg.tlvs.items()},
+            )
+            for seg in segments
+        ]
+
+    async def _submit_new(
+        self,
+        app_id: int,
+        req: SendRequest,
+        channel: object,
+        source: object,
+        dest: object,
+    ) -> SendResult:
+        from .validation import Address
+
+        assert isinstance(source, Address) and isinstance(dest, Address)
+        link_cfg = self.router.link_settings_for(req.esme)
+        parts = self._split(req.message, link_cfg.split_method, link_cfg.default_encoding)
+        now = self._now_ms()
+        message_id = uuid7()
+        task_id = next(self._task_ids)
+        encoding = "ucs2" if parts[0].data_coding == 8 else "gsm7"
+        msg_row = MessageRow(
+            id=message_id,
+            app_id=app_id,
+            route_id=req.esme,
+            link_id=None,
+            source=req.source,
+            destination=req.destination,
+            body=req.message,
+            encoding=encoding,
+            mode="multipart" if len(parts) > 1 else "single",
+            parts_total=len(parts),
+            status=PartState.QUEUED.value,
+            error="",
+            transaction_id=req.transaction_id or None,
+            task_id=task_id,
+            campaign=req.campaign or None,
+            created_at=now,
+            updated_at=now,
+        )
+        part_rows = [
+            PartRow(
+                message_id=message_id,
+                seq=p.seq,
+                link_id=None,
+                smsc_id=None,
+                state=PartState.QUEUED.value,
+                error=None,
+                short_message=p.short_message,
+                data_coding=p.data_coding,
+                esm_class=p.esm_class,
+                tlvs=encode_tlvs([(t, v) for t, v in p.tlvs.items() if isinstance(v, bytes)]),
+                submitted_at=None,
+                done_at=None,
+                updated_at=now,
+            )
+            for p in parts
+        ]
+        try:
+            await self.store.insert_message(msg_row, part_rows)  # type: ignore[attr-defined]
+        except DuplicateError:
+            # Another node or an earlier run took this transaction_id first.
+            previous = await self._previous_answer(app_id, req.transaction_id)
+            if previous is not None:
+                return previous
+            raise
+        self.counters.accepted += 1
+        METRICS.messages_accepted.inc()
+        job = SendJob(
+            message_id=message_id,
+            source=source.value,
+            source_ton=source.ton,
+            source_npi=source.npi,
+            destination=dest.value,
+            dest_ton=dest.ton,
+            dest_npi=dest.npi,
+            registered_delivery=1 if self.settings.registered_delivery else 0,
+            parts=parts,
+        )
+        self.router.get_channel(req.esme).enqueue(job)
+        result = SendResult(
+            success=True,
+            error="",
+            esme=req.esme,
+            transaction_id=req.transaction_id,
+            message_id=message_id,
+            status=PartState.QUEUED.value,
+            sms_ids=[],
+            task_id=task_id,
+        )
+        try:
+            outcomes = await asyncio.wait_for(
+                asyncio.shield(job.done), timeout=self.settings.send_budget_s
+            )
+        except TimeoutError:
+            pass  # stored and queued: it goes out when the link can take it
+        else:
+            refused = [o for o in outcomes if o.error]
+            result.sms_ids = [o.smsc_id for o in outcomes if o.smsc_id]
+            if refused:
+                result.success = False
+                result.error = refused[0].error or ""
+                result.status = PartState.REJECTED.value
+            else:
+                result.status = PartState.SUBMITTED.value
+        if req.transaction_id:
+            self.store.idem_put_nowait(  # type: ignore[attr-defined]
+                f"tx:{app_id}", req.transaction_id, _result_encoder.encode(result)
+            )
+        return result
+
+    # -- outcomes and receipts -------------------------------------------------------
+
+    def record_outcomes(self, job: SendJob, outcomes: list[PartOutcome]) -> None:
+        """Called by channels as submit_sm_resps arrive; writes are batched, not awaited."""
+        now = self._now_ms()
+        updates = []
+        for o in outcomes:
+            if o.error:
+                self.counters.refused_parts += 1
+                METRICS.parts_submitted.labels(result="refused").inc()
+                updates.append(
+                    PartUpdate(job.message_id, o.seq, o.link_id, None, "rejected", o.error, now)
+                )
+            else:
+                self.counters.submitted_parts += 1
+                METRICS.parts_submitted.labels(result="ok").inc()
+                updates.append(
+                    PartUpdate(job.message_id, o.seq, o.link_id, o.smsc_id, "submitted", None, now)
+                )
+        self.store.mark_parts_nowait(updates)  # type: ignore[attr-defined]
+        for o in outcomes:
+            if o.smsc_id:
+                self._match_early(o.link_id, o.smsc_id)
+
+    def _match_early(self, link_id: int, smsc_id: str) -> None:
+        if not self._early:
+            return
+        for variant in id_variants(smsc_id):
+            early = self._early.pop((link_id, variant), None)
+            if early is not None:
+                asyncio.get_running_loop().create_task(
+                    self._apply_receipt(link_id, smsc_id, early.state, early.error, early.at)
+                )
+                return
+
+    async def on_deliver(self, link: SmppLink, pdu: DeliverSm | DataSm) -> int:
+        """deliver_sm / data_sm from a link: a receipt, or an inbound (MO) message."""
+        is_receipt = bool(pdu.esm_class & ESM_CLASS_TYPE_MASK & 0x24)
+        short = pdu.short_message if isinstance(pdu, DeliverSm) else b""
+        receipt = None
+        if is_receipt or 0x001E in pdu.tlvs:
+            receipt = parse_receipt(short, pdu.tlvs)
+        if receipt is not None:
+            self.counters.receipts += 1
+            state = receipt_state(receipt.state)
+            METRICS.receipts.labels(state=state).inc()
+            at = self._now_ms()
+            # "err:000" is the SMSC saying "no error"; only a real code is worth showing.
+            error = receipt.error if receipt.error and receipt.error.strip("0") else None
+            matched = await self._apply_receipt(link.id, receipt.message_id, state, error, at)
+            if not matched:
+                self._hold_early(link.id, receipt.message_id, state, error, at)
+            return 0
+        await self._store_inbound(link, pdu)
+        return 0
+
+    async def _apply_receipt(
+        self, link_id: int, smsc_id: str, state: str, error: str | None, at: int
+    ) -> bool:
+        match = await self.store.apply_receipt(  # type: ignore[attr-defined]
+            link_id, id_variants(smsc_id), state, error, at
+        )
+        return match is not None
+
+    def _hold_early(
+        self, link_id: int, smsc_id: str, state: str, error: str | None, at: int
+    ) -> None:
+        now = time.monotonic()
+        # Drop what waited too long: an id the SMSC never gave us is not ours.
+        if len(self._early) > 10_000:
+            self._early = {k: v for k, v in self._early.items() if v.expires > now}
+        self.counters.unmatched_receipts += 1
+        hold = _EarlyReceipt(state, error, at, now + self.settings.early_receipt_hold_s)
+        for variant in id_variants(smsc_id):
+            self._early[(link_id, variant)] = hold
+
+    async def _store_inbound(self, link: SmppLink, pdu: DeliverSm | DataSm) -> None:
+        short = pdu.short_message if isinstance(pdu, DeliverSm) else pdu.tlvs.get(0x0424, b"")
+        raw = short if isinstance(short, bytes) else b""
+        inbound = smpp_text.decode_short_message(
+            raw,
+            pdu.data_coding,
+            udhi=bool(pdu.esm_class & ESM_CLASS_UDHI),
+            default_coding=link.cfg.default_encoding,
+        )
+        self.counters.inbound += 1
+        await self.store.insert_inbound(  # type: ignore[attr-defined]
+            uuid7(), link.id, pdu.source_addr, pdu.destination_addr, inbound.text, self._now_ms()
+        )
+
+    # -- info / check ----------------------------------------------------------------
+
+    async def info(self, app_id: int, esme: int, message_id: str) -> MessageInfo:
+        if not isinstance(message_id, str) or not message_id or len(message_id) > 64:
+            raise InvalidRequest("message_id is required")
+        row: MessageWithParts | None = await self.store.get_message(app_id, message_id)  # type: ignore[attr-defined]
+        if row is None:
+            raise MessageNotFound()
+        msg = row.message
+        parts = {str(p.seq): _shown_state(p.state) for p in row.parts}
+        errors = [p.error for p in row.parts if p.error]
+        return MessageInfo(
+            message_id=msg.id,
+            mode=msg.mode,
+            parts=parts,
+            delivered_count=sum(1 for p in row.parts if p.state == "delivered"),
+            sent_at=msg.created_at // 1000,
+            updated_at=max([msg.updated_at, *(p.updated_at for p in row.parts)]) // 1000,
+            transaction_id=msg.transaction_id or "",
+            task_id=msg.task_id,
+            status=rollup(p.state for p in row.parts),
+            error=errors[0] if errors else "",
+        )
+
+    def check_link(self, esme: int, client_ip: str | None) -> LinkCheck:
+        channel = self.router.resolve(esme, client_ip, require_enabled=False)
+        system_id = self.router.remote_system_id(esme)
+        persist = channel.bound
+        error = "" if persist else f"link is {channel.status.lower()}"
+        return LinkCheck(persist=persist, system_id=system_id, error=error)
+
+    def _job_from_rows(self, item: MessageWithParts) -> SendJob:
+        from ..store.models import decode_tlvs
+
+        msg = item.message
+        source = parse_source(msg.source)
+        dest = parse_destination(msg.destination)
+        parts = [
+            PartSpec(p.seq, p.short_message, p.data_coding, p.esm_class, dict(decode_tlvs(p.tlvs)))
+            for p in item.parts
+            if p.state in ("queued", "sending")
+        ]
+        return SendJob(
+            message_id=msg.id,
+            source=source.value,
+            source_ton=source.ton,
+            source_npi=source.npi,
+            destination=dest.value,
+            dest_ton=dest.ton,
+            dest_npi=dest.npi,
+            registered_delivery=1 if self.settings.registered_delivery else 0,
+            parts=parts,
+        )
+
+
+def _shown_state(state: str) -> str:
+    return "queued" if state == "sending" else state
+
+
+def request_hash(*fields: object) -> str:
+    return hashlib.sha256(repr(fields).encode()).hexdigest()
+
+
+__all__ = ["GatewayError"]

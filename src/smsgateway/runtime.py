@@ -1,0 +1,160 @@
+"""The composition root: builds every service from settings and runs them.
+
+The CLI and the tests start the same `Runtime`; tests pass port 0 and read the bound
+ports back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Generator, Iterable
+from pathlib import Path
+
+import uvicorn
+from argon2 import PasswordHasher
+
+from .api.rest import Services, build_app
+from .core.admin import AdminKey
+from .core.auth import AuthService
+from .core.channels import PartOutcome, SendJob, SmppLink
+from .core.messages import MessageService
+from .core.metrics import METRICS, LiveCollector
+from .core.routing import Router
+from .core.secrets import Secrets
+from .settings import Settings
+from .smpp.pdu import DataSm, DeliverSm
+from .store.sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the runtime owns shutdown."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _hasher(settings: Settings) -> PasswordHasher | None:
+    """argon2 with the library's defaults unless the settings lower them (tests only)."""
+    a = settings.auth
+    if not a.argon2_time_cost and not a.argon2_memory_cost:
+        return None
+    return PasswordHasher(
+        time_cost=a.argon2_time_cost or 3,
+        memory_cost=a.argon2_memory_cost or 65536,
+        parallelism=1,
+    )
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.data_dir = Path(settings.storage.path).parent
+        self.store: SqliteStore | None = None
+        self.router: Router | None = None
+        self.messages: MessageService | None = None
+        self.auth: AuthService | None = None
+        self._server: _QuietServer | None = None
+        self._server_task: asyncio.Task[None] | None = None
+        self._collector: LiveCollector | None = None
+        self.rest_port = 0
+
+    async def start(self) -> None:
+        s = self.settings
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = await SqliteStore.open(s.storage.path)
+        secrets = Secrets.load(self.data_dir)
+        self.auth = AuthService(
+            self.store,
+            secrets,
+            token_ttl_s=s.auth.token_ttl_s,
+            hasher=_hasher(s),
+        )
+        states = {
+            link_id: (row.enabled, row.reason)
+            for link_id, row in (await self.store.get_link_states()).items()
+        }
+        self.router = Router(
+            s.smpp,
+            on_outcomes=self._on_outcomes,
+            on_deliver=self._on_deliver,
+            link_states=states,
+        )
+        self.messages = MessageService(self.store, self.router, s.messages)
+        await self.messages.start()
+        await self.router.start()
+        self._collector = LiveCollector(self._link_rows)
+        METRICS.registry.register(self._collector)
+        services = Services(
+            settings=s,
+            auth=self.auth,
+            messages=self.messages,
+            admin_key=AdminKey(s.auth.admin_api_key),
+            metrics=METRICS,
+        )
+        app = build_app(services)
+        sock = _listen(s.server.host, s.server.rest_port)
+        self.rest_port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            app,
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            timeout_keep_alive=30,
+            # Slowloris and idle-connection floods must not starve real clients.
+            limit_concurrency=4096,
+            h11_max_incomplete_event_size=16 * 1024,
+        )
+        self._server = _QuietServer(config)
+        self._server_task = asyncio.create_task(self._server.serve(sockets=[sock]))
+        while not self._server.started:
+            if self._server_task.done():
+                await self._server_task
+                raise RuntimeError("REST server failed to start")
+            await asyncio.sleep(0.01)
+        log.info("gateway started", extra={"rest_port": self.rest_port})
+
+    def _on_outcomes(self, job: SendJob, outcomes: list[PartOutcome]) -> None:
+        assert self.messages is not None
+        self.messages.record_outcomes(job, outcomes)
+
+    async def _on_deliver(self, link: SmppLink, pdu: DeliverSm | DataSm) -> int:
+        assert self.messages is not None
+        return await self.messages.on_deliver(link, pdu)
+
+    def _link_rows(self) -> Iterable[tuple[int, str, str, int, float]]:
+        if self.router is None:
+            return []
+        return [
+            (link.id, link.name, link.status, link.pending_count, link.client.measured_tps())
+            for link in self.router.links.values()
+        ]
+
+    async def stop(self) -> None:
+        """Stop taking requests, let answers finish, unbind links, flush the store."""
+        if self._server is not None and self._server_task is not None:
+            self._server.should_exit = True
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server_task, timeout=10)
+        if self.router is not None:
+            await self.router.stop()
+        if self._collector is not None:
+            METRICS.registry.unregister(self._collector)
+            self._collector = None
+        if self.store is not None:
+            await self.store.close()

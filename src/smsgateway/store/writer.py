@@ -1,0 +1,288 @@
+"""The group-committing writer thread.
+
+Every write in the gateway is a *unit*: a synchronous function taking the writer's
+`sqlite3.Connection`. Callers on the event loop submit units and await a future;
+the thread takes everything queued (up to `max_batch` units) and runs it as one
+transaction, each unit inside its own SAVEPOINT:
+
+- a unit that raises is rolled back to its savepoint alone and its caller gets the
+  exception; the others in the batch still commit;
+- a caller's future resolves only after the COMMIT that includes its unit, so
+  "accepted means stored" holds;
+- if BEGIN or COMMIT fails (disk full, I/O error, locked), every unit of the batch
+  gets `StoreUnavailable`, the transaction is rolled back, and the thread carries on
+  with the next batch;
+- if SQLite itself abandons the transaction mid-batch (it does on SQLITE_FULL, and
+  may on SQLITE_IOERR), the units that had not yet been answered run again, each in
+  a transaction of its own: whatever still fits commits, the rest fail with
+  `StoreUnavailable`. So a unit may run twice; units must act only through the
+  connection they are given (no side effects elsewhere) for that to be safe.
+
+Why a thread and not a task: COMMIT fsyncs at checkpoints and can stall for 10-20 ms;
+on the loop that would stall every connection. Why one connection: SQLite admits one
+writer at a time anyway, and batching many units into one COMMIT is where the
+throughput comes from (one fsync-bearing commit for hundreds of rows).
+
+Results are handed back with `loop.call_soon_threadsafe`, once per batch (and loop).
+A caller whose await is cancelled is not un-written: the unit still runs and
+commits; only the answer is dropped. Units submitted with
+`submit_nowait` have no future; their failures are logged. All units, awaited or
+not, run in submission order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from .errors import StoreError, StoreUnavailable, translate
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+Unit = Callable[[sqlite3.Connection], T]
+
+DEFAULT_MAX_BATCH = 500
+
+
+class _Job:
+    __slots__ = ("fn", "future", "loop")
+
+    def __init__(
+        self,
+        fn: Callable[[sqlite3.Connection], Any],
+        loop: asyncio.AbstractEventLoop | None,
+        future: asyncio.Future[Any] | None,
+    ) -> None:
+        self.fn = fn
+        self.loop = loop
+        self.future = future
+
+
+_STOP = object()
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    # The caller may have been cancelled meanwhile; the write happened regardless.
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+def _settle_all(settled: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, error in settled:
+        _settle(future, result, error)
+
+
+def _unavailable(exc: sqlite3.Error, what: str) -> StoreUnavailable:
+    err = StoreUnavailable(f"{what}: {exc}")
+    err.__cause__ = exc
+    return err
+
+
+def _as_caller_error(exc: Exception) -> Exception:
+    if isinstance(exc, StoreError) or not isinstance(exc, sqlite3.Error):
+        return exc
+    err = translate(exc)
+    err.__cause__ = exc
+    return err
+
+
+class Writer:
+    """Owns one connection and one thread; see the module docstring."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        name: str = "store-writer",
+    ) -> None:
+        if conn.isolation_level is not None:
+            raise ValueError("writer connection must be in autocommit mode")
+        self._conn = conn
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self.batches = 0
+        self.units = 0
+        self._thread.start()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _put(self, job: _Job) -> None:
+        with self._close_lock:
+            if self._closed:
+                raise StoreUnavailable("store is closed")
+            self._queue.put(job)
+
+    async def call(self, fn: Unit[T]) -> T:
+        """Run `fn` in the next batch; return its result once that batch committed."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._put(_Job(fn, loop, future))
+        return await future
+
+    def submit_nowait(self, fn: Unit[Any]) -> None:
+        """Queue `fn` behind everything already queued; nobody waits for it."""
+        self._put(_Job(fn, None, None))
+
+    async def close(self) -> None:
+        """Stop taking units, run what is queued, then stop the thread."""
+        with self._close_lock:
+            if not self._closed:
+                self._closed = True
+                self._queue.put(_STOP)
+        await asyncio.to_thread(self._thread.join)
+
+    # -- thread side ----------------------------------------------------------
+
+    def _main(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is _STOP:
+                break
+            batch: list[_Job] = [first]  # type: ignore[list-item]
+            while len(batch) < self._max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stopping = True
+                    break
+                batch.append(nxt)  # type: ignore[arg-type]
+            try:
+                self._run_batch(batch)
+            except BaseException as exc:  # pragma: no cover - last-resort safety net
+                log.exception("store writer batch crashed")
+                # An open transaction would make every later BEGIN fail.
+                self._rollback()
+                err = StoreUnavailable(f"store writer failed: {exc!r}")
+                self._deliver([(job, None, err) for job in batch])
+
+    def _run_batch(self, batch: list[_Job]) -> None:
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self._fail_all(batch, exc, "cannot begin a write transaction")
+            return
+        pending = collections.deque(batch)
+        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        lost: Exception | None = None
+        while pending:
+            job = pending.popleft()
+            try:
+                conn.execute("SAVEPOINT unit")
+                result = job.fn(conn)
+                conn.execute("RELEASE unit")
+            except Exception as exc:
+                lost = self._undo_unit(exc)
+                if lost is not None:
+                    pending.appendleft(job)
+                    break
+                outcomes.append((job, None, _as_caller_error(exc)))
+            else:
+                outcomes.append((job, result, None))
+        if lost is not None:
+            # SQLite abandoned the transaction (it does, for instance, when a
+            # statement hits SQLITE_FULL): the work of every unit that had run is
+            # gone. Units that already failed keep their answer; the rest run once
+            # more, each in a transaction of its own, so every unit that still fits
+            # commits and only the ones that cannot get the error.
+            self._rollback()
+            log.warning("store writer: transaction lost (%s); retrying units singly", lost)
+            self._deliver([o for o in outcomes if o[2] is not None])
+            self._run_singly([j for j, _, e in outcomes if e is None] + list(pending))
+            return
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            err = _unavailable(exc, "commit failed")
+            outcomes = [(j, None, e if e is not None else err) for j, _, e in outcomes]
+        self.batches += 1
+        self.units += len(outcomes)
+        self._deliver(outcomes)
+
+    def _run_singly(self, jobs: list[_Job]) -> None:
+        conn = self._conn
+        for i, job in enumerate(jobs):
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                self._fail_all(jobs[i:], exc, "cannot begin a write transaction")
+                return
+            outcome: tuple[_Job, Any, BaseException | None]
+            try:
+                result = job.fn(conn)
+            except Exception as exc:
+                self._rollback()
+                outcome = (job, None, _as_caller_error(exc))
+            else:
+                try:
+                    conn.execute("COMMIT")
+                    outcome = (job, result, None)
+                except sqlite3.Error as exc:
+                    self._rollback()
+                    outcome = (job, None, _unavailable(exc, "commit failed"))
+            self.batches += 1
+            self.units += 1
+            self._deliver([outcome])
+
+    def _fail_all(self, jobs: list[_Job], exc: sqlite3.Error, what: str) -> None:
+        err = _unavailable(exc, what)
+        self._deliver([(job, None, err) for job in jobs])
+
+    def _undo_unit(self, exc: Exception) -> Exception | None:
+        """Roll back the failed unit; return the cause if the whole batch is gone."""
+        conn = self._conn
+        if not conn.in_transaction:
+            # SQLite abandoned the whole transaction on its own (FULL, IOERR, ...).
+            return exc
+        try:
+            conn.execute("ROLLBACK TO unit")
+            conn.execute("RELEASE unit")
+        except sqlite3.Error as undo_exc:
+            return undo_exc
+        return None
+
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:
+            try:
+                self._conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                log.exception("store writer: ROLLBACK failed")
+
+    def _deliver(self, outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
+        # One wake-up per loop per batch, not per unit: call_soon_threadsafe writes
+        # to the loop's self-pipe each time, which at 500 units a batch adds up.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, Any]]]
+        by_loop = {}
+        for job, result, error in outcomes:
+            if job.future is None or job.loop is None:
+                if error is not None:
+                    log.error("store write (not awaited) failed: %r", error, exc_info=error)
+                continue
+            by_loop.setdefault(job.loop, []).append((job.future, result, error))
+        for loop, settled in by_loop.items():
+            # RuntimeError: the caller's loop is closed; nobody is left to tell.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle_all, settled)
