@@ -24,13 +24,14 @@ from ..smpp.pdu import DataSm, DeliverSm, encode_tlv_value
 from ..smpp.receipt import id_variants, parse_receipt
 from ..store.errors import DuplicateError
 from ..store.models import MessageRow, MessageWithParts, PartRow, PartUpdate, encode_tlvs
-from .channels import PartOutcome, PartSpec, SendJob, SmppLink
-from .errors import GatewayError, InvalidRequest, MessageNotFound
+from ..store.sqlite import SqliteStore
+from .channels import PartOutcome, PartSpec, SendJob, SmppLink, SmppPool
+from .errors import InvalidRequest, MessageNotFound
 from .ids import uuid7
 from .metrics import METRICS
 from .routing import Router
 from .status import PartState, receipt_state, rollup
-from .validation import check_text, parse_destination, parse_source
+from .validation import Address, check_text, parse_destination, parse_source
 
 log = logging.getLogger(__name__)
 
@@ -101,14 +102,12 @@ class Counters:
 class MessageService:
     def __init__(
         self,
-        store: object,
+        store: SqliteStore,
         router: Router,
         settings: MessageSettings,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        # `store` is the SQLite or PostgreSQL store; typed loosely to keep core free of
-        # a concrete backend.
         self.store = store
         self.router = router
         self.settings = settings
@@ -124,13 +123,13 @@ class MessageService:
 
     async def start(self) -> None:
         """Seed counters and send again what a crash left unacknowledged."""
-        self._task_ids = itertools.count(await self.store.max_task_id() + 1)  # type: ignore[attr-defined]
-        resent = await self.store.requeue_unacknowledged()  # type: ignore[attr-defined]
+        self._task_ids = itertools.count(await self.store.max_task_id() + 1)
+        resent = await self.store.requeue_unacknowledged()
         self.counters.resent_parts += resent
         await self._load_queued()
 
     async def _load_queued(self) -> None:
-        queued = await self.store.queued_messages()  # type: ignore[attr-defined]
+        queued = await self.store.queued_messages()
         for item in queued:
             channel = self.router.get(item.message.route_id)
             if channel is None:
@@ -176,10 +175,10 @@ class MessageService:
         return await self._submit_new(app_id, req, channel, source, dest)
 
     async def _previous_answer(self, app_id: int, transaction_id: str) -> SendResult | None:
-        stored = await self.store.idem_get(f"tx:{app_id}", transaction_id)  # type: ignore[attr-defined]
+        stored = await self.store.idem_get(f"tx:{app_id}", transaction_id)
         if stored is not None:
             return _result_decoder.decode(stored)
-        row: MessageWithParts | None = await self.store.get_message_by_transaction(  # type: ignore[attr-defined]
+        row: MessageWithParts | None = await self.store.get_message_by_transaction(
             app_id, transaction_id
         )
         if row is None:
@@ -231,13 +230,10 @@ class MessageService:
         self,
         app_id: int,
         req: SendRequest,
-        channel: object,
-        source: object,
-        dest: object,
+        channel: SmppLink | SmppPool,
+        source: Address,
+        dest: Address,
     ) -> SendResult:
-        from .validation import Address
-
-        assert isinstance(source, Address) and isinstance(dest, Address)
         link_cfg = self.router.link_settings_for(req.esme)
         parts = self._split(req.message, link_cfg.split_method, link_cfg.default_encoding)
         now = self._now_ms()
@@ -282,7 +278,7 @@ class MessageService:
             for p in parts
         ]
         try:
-            await self.store.insert_message(msg_row, part_rows)  # type: ignore[attr-defined]
+            await self.store.insert_message(msg_row, part_rows)
         except DuplicateError:
             # Another node or an earlier run took this transaction_id first.
             previous = await self._previous_answer(app_id, req.transaction_id)
@@ -302,7 +298,7 @@ class MessageService:
             registered_delivery=1 if self.settings.registered_delivery else 0,
             parts=parts,
         )
-        self.router.get_channel(req.esme).enqueue(job)
+        channel.enqueue(job)
         result = SendResult(
             success=True,
             error="",
@@ -329,7 +325,7 @@ class MessageService:
             else:
                 result.status = PartState.SUBMITTED.value
         if req.transaction_id:
-            self.store.idem_put_nowait(  # type: ignore[attr-defined]
+            self.store.idem_put_nowait(
                 f"tx:{app_id}", req.transaction_id, _result_encoder.encode(result)
             )
         return result
@@ -353,7 +349,7 @@ class MessageService:
                 updates.append(
                     PartUpdate(job.message_id, o.seq, o.link_id, o.smsc_id, "submitted", None, now)
                 )
-        self.store.mark_parts_nowait(updates)  # type: ignore[attr-defined]
+        self.store.mark_parts_nowait(updates)
         for o in outcomes:
             if o.smsc_id:
                 self._match_early(o.link_id, o.smsc_id)
@@ -393,9 +389,7 @@ class MessageService:
     async def _apply_receipt(
         self, link_id: int, smsc_id: str, state: str, error: str | None, at: int
     ) -> bool:
-        match = await self.store.apply_receipt(  # type: ignore[attr-defined]
-            link_id, id_variants(smsc_id), state, error, at
-        )
+        match = await self.store.apply_receipt(link_id, id_variants(smsc_id), state, error, at)
         return match is not None
 
     def _hold_early(
@@ -420,7 +414,7 @@ class MessageService:
             default_coding=link.cfg.default_encoding,
         )
         self.counters.inbound += 1
-        await self.store.insert_inbound(  # type: ignore[attr-defined]
+        await self.store.insert_inbound(
             uuid7(), link.id, pdu.source_addr, pdu.destination_addr, inbound.text, self._now_ms()
         )
 
@@ -429,7 +423,7 @@ class MessageService:
     async def info(self, app_id: int, esme: int, message_id: str) -> MessageInfo:
         if not isinstance(message_id, str) or not message_id or len(message_id) > 64:
             raise InvalidRequest("message_id is required")
-        row: MessageWithParts | None = await self.store.get_message(app_id, message_id)  # type: ignore[attr-defined]
+        row: MessageWithParts | None = await self.store.get_message(app_id, message_id)
         if row is None:
             raise MessageNotFound()
         msg = row.message
@@ -485,6 +479,3 @@ def _shown_state(state: str) -> str:
 
 def request_hash(*fields: object) -> str:
     return hashlib.sha256(repr(fields).encode()).hexdigest()
-
-
-__all__ = ["GatewayError"]
