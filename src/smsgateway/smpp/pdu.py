@@ -709,14 +709,14 @@ def decode(frame: bytes) -> Pdu:
             sequence_number=seq,
         )
     values, off = cls._decode_body(frame, HEADER_LEN, size, cid, status, seq)
-    tlvs = _decode_tlvs(frame, off, size, cid, seq) if off < size else {}
-    if tlvs and cid in _NO_TLVS:
+    if off < size and cid in _NO_TLVS:
         raise PduError(
             f"{cls.__name__} carries no optional parameters",
             status=CommandStatus.ESME_RINVCMDLEN,
             command_id=cid,
             sequence_number=seq,
         )
+    tlvs = _decode_tlvs(frame, off, size, cid, seq) if off < size else {}
     return cls(seq, status, tlvs, *values)
 
 
@@ -739,27 +739,29 @@ class Framer:
         return len(self._buf)
 
     def feed(self, data: bytes) -> Iterator[bytes]:
+        """Store `data` now; return an iterator over the frames it completes."""
+        self._buf += data
+        return self._frames()
+
+    def _frames(self) -> Iterator[bytes]:
+        # Each frame leaves the buffer before it is handed out, so an iteration that
+        # stops early (break, exception, abandoned) neither loses nor repeats frames.
         buf = self._buf
-        buf += data
-        start = 0
-        end = len(buf)
-        try:
-            while end - start >= 4:
-                length = int.from_bytes(buf[start : start + 4], "big")
-                if length < HEADER_LEN or length > self.max_pdu:
-                    seq = 0
-                    cid = 0
-                    if end - start >= HEADER_LEN:
-                        _, cid, _, seq = HEADER.unpack_from(buf, start)
-                    raise FrameError(
-                        f"command_length {length} outside 16..{self.max_pdu}",
-                        status=CommandStatus.ESME_RINVCMDLEN,
-                        command_id=cid,
-                        sequence_number=seq,
-                    )
-                if end - start < length:
-                    break
-                yield bytes(buf[start : start + length])
-                start += length
-        finally:
-            del buf[:start]
+        while len(buf) >= 4:
+            length = int.from_bytes(buf[:4], "big")
+            if length < HEADER_LEN or length > self.max_pdu:
+                seq = 0
+                cid = 0
+                if len(buf) >= HEADER_LEN:
+                    _, cid, _, seq = HEADER.unpack_from(buf)
+                raise FrameError(
+                    f"command_length {length} outside 16..{self.max_pdu}",
+                    status=CommandStatus.ESME_RINVCMDLEN,
+                    command_id=cid,
+                    sequence_number=seq,
+                )
+            if len(buf) < length:
+                return
+            frame = bytes(buf[:length])
+            del buf[:length]
+            yield frame
