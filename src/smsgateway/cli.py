@@ -123,6 +123,8 @@ def cmd_user_create(args: argparse.Namespace) -> int:
     async def create() -> int:
         from pathlib import Path
 
+        from argon2 import PasswordHasher
+
         from .core.auth import AuthService
         from .core.errors import GatewayError
         from .core.secrets import Secrets
@@ -131,8 +133,21 @@ def cmd_user_create(args: argparse.Namespace) -> int:
         Path(settings.storage.path).parent.mkdir(parents=True, exist_ok=True)
         store = await SqliteStore.open(settings.storage.path)
         try:
+            # The server's argon2 parameters (runtime._hasher: settings.auth lowers them
+            # only for tests), so the server does not rehash on the first login.
+            a = settings.auth
+            hasher = None
+            if a.argon2_time_cost or a.argon2_memory_cost:
+                hasher = PasswordHasher(
+                    time_cost=a.argon2_time_cost or 3,
+                    memory_cost=a.argon2_memory_cost or 65536,
+                    parallelism=1,
+                )
             auth = AuthService(
-                store, Secrets.load(Path(settings.storage.path).parent), token_ttl_s=3600
+                store,
+                Secrets.load(Path(settings.storage.path).parent),
+                token_ttl_s=a.token_ttl_s,
+                hasher=hasher,
             )
             created = await auth.register(
                 args.email, password, args.app_name or None, is_admin=args.admin
@@ -177,9 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--admin", action="store_true")
     create.set_defaults(handler=cmd_user_create)
 
+    from . import license_cli
     from .smscsim import cli as smscsim_cli
 
     smscsim_cli.add_parser(sub)
+    license_cli.add_parser(sub)
     return parser
 
 

@@ -16,12 +16,14 @@ from pathlib import Path
 import uvicorn
 from argon2 import PasswordHasher
 
+from .api.grpc.server import GrpcServer
 from .api.rest import Services, build_app
 from .core.admin import AdminKey
 from .core.auth import AuthService
 from .core.channels import PartOutcome, SendJob, SmppLink
 from .core.messages import MessageService
 from .core.metrics import METRICS, LiveCollector
+from .core.ops import OpsService
 from .core.routing import Router
 from .core.secrets import Secrets
 from .settings import Settings
@@ -41,7 +43,10 @@ class _QuietServer(uvicorn.Server):
 
 def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say they are TCP;
+    # with proto 0 every answer after the first waits ~40 ms on Nagle + delayed ACK
+    # (uvloop sets it regardless, the plain asyncio loop does not).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(2048)
@@ -69,10 +74,13 @@ class Runtime:
         self.router: Router | None = None
         self.messages: MessageService | None = None
         self.auth: AuthService | None = None
+        self.ops: OpsService | None = None
         self._server: _QuietServer | None = None
         self._server_task: asyncio.Task[None] | None = None
         self._collector: LiveCollector | None = None
+        self._grpc: GrpcServer | None = None
         self.rest_port = 0
+        self.grpc_port = 0
 
     async def start(self) -> None:
         s = self.settings
@@ -96,6 +104,16 @@ class Runtime:
             link_states=states,
         )
         self.messages = MessageService(self.store, self.router, s.messages)
+        self.ops = OpsService(
+            s,
+            self.store,
+            self.router,
+            self.messages,
+            data_dir=self.data_dir,
+            ports=lambda: (self.rest_port, self.grpc_port),
+        )
+        # Before the links start: license holds and paces apply to their first bind.
+        await self.ops.start(METRICS.registry)
         await self.messages.start()
         await self.router.start()
         self._collector = LiveCollector(self._link_rows)
@@ -106,8 +124,10 @@ class Runtime:
             messages=self.messages,
             admin_key=AdminKey(s.auth.admin_api_key),
             metrics=METRICS,
+            ops=self.ops,
         )
-        app = build_app(services)
+        app = self.ops.wrap(build_app(services))
+        grpc_server = GrpcServer(services)  # reads TLS files now: fail before binding
         sock = _listen(s.server.host, s.server.rest_port)
         self.rest_port = sock.getsockname()[1]
         config = uvicorn.Config(
@@ -115,10 +135,15 @@ class Runtime:
             lifespan="off",
             log_level="warning",
             access_log=False,
+            # X-Forwarded-For is believed only from server.trusted_proxies (api/http.py);
+            # uvicorn's own proxy handling would trust 127.0.0.1 behind our back.
+            proxy_headers=False,
             timeout_keep_alive=30,
             # Slowloris and idle-connection floods must not starve real clients.
             limit_concurrency=4096,
             h11_max_incomplete_event_size=16 * 1024,
+            ssl_certfile=s.server.tls_cert or None,
+            ssl_keyfile=s.server.tls_key or None,
         )
         self._server = _QuietServer(config)
         self._server_task = asyncio.create_task(self._server.serve(sockets=[sock]))
@@ -127,7 +152,11 @@ class Runtime:
                 await self._server_task
                 raise RuntimeError("REST server failed to start")
             await asyncio.sleep(0.01)
-        log.info("gateway started", extra={"rest_port": self.rest_port})
+        self.grpc_port = await grpc_server.start()
+        self._grpc = grpc_server
+        log.info(
+            "gateway started", extra={"rest_port": self.rest_port, "grpc_port": self.grpc_port}
+        )
 
     def _on_outcomes(self, job: SendJob, outcomes: list[PartOutcome]) -> None:
         assert self.messages is not None
@@ -147,12 +176,17 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop taking requests, let answers finish, unbind links, flush the store."""
+        if self._grpc is not None:
+            await self._grpc.stop()
+            self._grpc = None
         if self._server is not None and self._server_task is not None:
             self._server.should_exit = True
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server_task, timeout=10)
         if self.router is not None:
             await self.router.stop()
+        if self.ops is not None:
+            await self.ops.stop()  # after the links: their last answers are counted
         if self._collector is not None:
             METRICS.registry.unregister(self._collector)
             self._collector = None

@@ -17,6 +17,13 @@ from typing import Any, Literal
 
 import msgspec
 
+from .settings_ops import (
+    DashboardSettings,
+    FilterSettings,
+    LicenseSettings,
+    RateLimitSettings,
+)
+
 
 class SettingsError(ValueError):
     """The configuration cannot be used; the message says which key and why."""
@@ -31,6 +38,9 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_body_bytes: int = 64 * 1024
     server_name: str = "smsgateway"
     env: str = "development"
+    # PEM files; both set: REST serves HTTPS and gRPC serves TLS on their ports.
+    tls_cert: str = ""
+    tls_key: str = ""
 
 
 class StorageSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -99,6 +109,10 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     smpp: SmppSettings = msgspec.field(default_factory=SmppSettings)
     messages: MessageSettings = msgspec.field(default_factory=MessageSettings)
+    ratelimit: RateLimitSettings = msgspec.field(default_factory=RateLimitSettings)
+    dashboard: DashboardSettings = msgspec.field(default_factory=DashboardSettings)
+    license: LicenseSettings = msgspec.field(default_factory=LicenseSettings)
+    filters: list[FilterSettings] = []
 
     def validate(self) -> None:
         """Refuse configurations that would misbehave later, naming the key."""
@@ -128,6 +142,12 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             _parse_cidr(cidr, "server.trusted_proxies")
         if self.messages.max_parts < 1 or self.messages.max_parts > 255:
             raise SettingsError("messages.max_parts must be within 1..255")
+        from .core.ops import validate_settings  # the ops checks live with their code
+
+        try:
+            validate_settings(self)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from exc
 
 
 def _parse_cidr(text: str, where: str) -> None:
@@ -143,7 +163,15 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
         if not name.startswith("SMSGATEWAY_") or name == "SMSGATEWAY_MASTER_KEY":
             continue
         section, _, key = name[len("SMSGATEWAY_") :].lower().partition("_")
-        if key and section in {"server", "storage", "auth", "messages"}:
+        if key and section in {
+            "server",
+            "storage",
+            "auth",
+            "messages",
+            "ratelimit",
+            "dashboard",
+            "license",
+        }:
             out.setdefault(section, {})[key] = value
     if env.get("ADMIN_API_KEY"):
         out.setdefault("auth", {})["admin_api_key"] = env["ADMIN_API_KEY"]

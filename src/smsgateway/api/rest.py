@@ -25,8 +25,11 @@ from ..core.auth import AuthService, Principal
 from ..core.errors import GatewayError, InvalidRequest
 from ..core.messages import MessageService, SendRequest
 from ..core.metrics import Metrics
+from ..core.ops import OpsService
+from ..core.ratelimit import QUOTA_SCOPE_KEY, LoginGuard
 from ..settings import Settings
 from .http import client_ip, decode_json, json_response, read_body
+from .ops import ops_routes
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +80,8 @@ class Services:
     messages: MessageService
     admin_key: AdminKey
     metrics: Metrics
+    # Dashboard, settings, link control, admin panel, rate limits (core/ops.py).
+    ops: OpsService | None = None
 
 
 class NativeApi:
@@ -105,6 +110,9 @@ class NativeApi:
             except Exception:
                 log.exception("unhandled error", extra={"route": route})
                 response = json_response({"error": "internal error"}, 500)
+            quota = request.scope.get(QUOTA_SCOPE_KEY)
+            if quota is not None:  # rate-limit headers left by a limit check
+                response.headers.update(quota)
             latency.observe(time.perf_counter() - started)
             counter.labels(route, str(response.status_code)).inc()
             return response
@@ -117,6 +125,13 @@ class NativeApi:
     async def _principal(self, request: Request) -> Principal:
         headers = request.headers
         return await self.s.auth.verify_token(headers.get("authorization"), headers.get("x-app-id"))
+
+    async def _sms_principal(self, request: Request) -> Principal:
+        """JWT, then the per-app (L2) limit: 001's order for /api/v1/sms/*."""
+        principal = await self._principal(request)
+        if self.s.ops is not None:
+            self.s.ops.app_limits.check(principal.app_id, request.scope)
+        return principal
 
     def _admin(self, request: Request) -> None:
         self.s.admin_key.check(request.headers.get("x-admin-key"))
@@ -156,7 +171,9 @@ class NativeApi:
     async def login(self, request: Request) -> Response:
         body = await self._body(request, LoginBody)
         assert isinstance(body, LoginBody)
-        token = await self.s.auth.login(body.email, body.password, body.app_id)
+        guard = self.s.ops.login_guard if self.s.ops is not None else _NO_GUARD
+        with guard.attempt(body.email, client_ip(request, self.trusted), request.scope):
+            token = await self.s.auth.login(body.email, body.password, body.app_id)
         return json_response({"token": token, "error": ""})
 
     async def validate(self, request: Request) -> Response:
@@ -177,7 +194,7 @@ class NativeApi:
     # -- sms -------------------------------------------------------------------------
 
     async def send(self, request: Request) -> Response:
-        principal = await self._principal(request)
+        principal = await self._sms_principal(request)
         body = await self._body(request, SendBody)
         assert isinstance(body, SendBody)
         result = await self.s.messages.submit(
@@ -196,7 +213,7 @@ class NativeApi:
         return json_response(result, 200 if result.success else 500)
 
     async def check_esme(self, request: Request) -> Response:
-        await self._principal(request)
+        await self._sms_principal(request)
         body = await self._body(request, EsmeBody)
         assert isinstance(body, EsmeBody)
         return json_response(
@@ -204,7 +221,7 @@ class NativeApi:
         )
 
     async def info(self, request: Request) -> Response:
-        principal = await self._principal(request)
+        principal = await self._sms_principal(request)
         body = await self._body(request, InfoBody)
         assert isinstance(body, InfoBody)
         if body.esme:
@@ -238,6 +255,9 @@ class NativeApi:
         return routes
 
 
+_NO_GUARD = LoginGuard.off()
+
+
 def _positive(value: int, name: str) -> None:
     if value <= 0 or value > 2**63 - 1:
         raise InvalidRequest(f"{name} must be a positive integer")
@@ -258,6 +278,6 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 def build_app(services: Services) -> Starlette:
     api = NativeApi(services)
     return Starlette(
-        routes=api.routes(),
+        routes=api.routes() + ops_routes(api),
         exception_handlers={HTTPException: _http_error, 500: _server_error},
     )

@@ -59,6 +59,7 @@ class SendJob:
     dest_npi: int
     registered_delivery: int
     parts: list[PartSpec]
+    campaign: str = ""
     outcomes: dict[int, PartOutcome] = field(default_factory=dict)
     done: asyncio.Future[list[PartOutcome]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
@@ -106,6 +107,8 @@ class SmppLink:
         self.name = cfg.name or f"link-{cfg.id}"
         self.enabled = enabled
         self.reason = reason
+        # Why the license keeps this link from binding; "" = it may bind.
+        self.held = ""
         self._on_outcomes = on_outcomes
         self._on_deliver = on_deliver
         self._pending: deque[SendJob] = deque()
@@ -175,7 +178,7 @@ class SmppLink:
 
     async def start(self) -> None:
         self._drainer = asyncio.create_task(self._drain(), name=f"drain-{self.name}")
-        if self.enabled:
+        if self.enabled and not self.held:
             await self.client.start()
 
     async def stop(self) -> None:
@@ -194,13 +197,28 @@ class SmppLink:
         self.enabled = enabled
         self.reason = "" if enabled else reason
         if enabled and not was:
-            await self.client.start()
+            if not self.held:
+                await self.client.start()
             self._wake.set()
         elif not enabled and was:
             # Unbind cleanly; queued work moves to a pool sibling when there is one.
             await self.client.stop()
             for pool in self._pools:
                 pool.rebalance()
+
+    async def set_held(self, reason: str) -> None:
+        """Keep the link unbound (license cap) or let it bind again; `enabled` stays."""
+        was = self.held
+        self.held = reason
+        if self._drainer is None or not self.enabled or bool(was) == bool(reason):
+            return  # not started yet, disabled anyway, or no change
+        if reason:
+            await self.client.stop()
+            for pool in self._pools:
+                pool.rebalance()
+        else:
+            await self.client.start()
+            self._wake.set()
 
     def _state_changed(self, state: LinkState) -> None:
         log.info("link state", extra={"link_id": self.id, "state": str(state.value)})
@@ -349,7 +367,7 @@ class SmppPool:
     def rebalance(self) -> None:
         """Move work off disabled members so the rest carry it."""
         for member in self.members:
-            if not member.enabled:
+            if not member.enabled or member.held:
                 for job in member.take_pending():
                     self.enqueue(job)
 

@@ -12,8 +12,9 @@ import hashlib
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 
@@ -30,6 +31,7 @@ from .errors import InvalidRequest, MessageNotFound
 from .ids import uuid7
 from .metrics import METRICS
 from .routing import Router
+from .stats import PipelineObserver
 from .status import PartState, receipt_state, rollup
 from .validation import Address, check_text, parse_destination, parse_source
 
@@ -113,10 +115,16 @@ class MessageService:
         self.settings = settings
         self._clock = clock
         self._task_ids = itertools.count(1)
+        # A transaction_id's answer is served from here from the moment the send starts
+        # until the answer is committed to the idempotency table (not just until the
+        # send returns: a retry racing the commit would otherwise see a half answer).
         self._inflight_tx: dict[tuple[int, str], asyncio.Future[SendResult]] = {}
+        self._background: set[asyncio.Task[None]] = set()
         self._early: dict[tuple[int, str], _EarlyReceipt] = {}
         self._concat_ref = itertools.count(int(time.time()) & 0xFF)
         self.counters = Counters()
+        # Filters and dashboard counts plug in here (core/ops.py); the default is inert.
+        self.observer = PipelineObserver()
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -151,6 +159,7 @@ class MessageService:
             raise InvalidRequest("transaction_id must be at most 128 characters")
         if len(req.campaign) > 128:
             raise InvalidRequest("campaign must be at most 128 characters")
+        self.observer.check(app_id, req.esme, req.source, req.destination, req.message)
         if req.transaction_id:
             key = (app_id, req.transaction_id)
             running = self._inflight_tx.get(key)
@@ -164,15 +173,31 @@ class MessageService:
             try:
                 result = await self._submit_new(app_id, req, channel, source, dest)
             except BaseException as exc:
+                del self._inflight_tx[key]
                 fut.set_exception(exc)
                 fut.exception()  # mark retrieved: waiters re-raise it themselves
                 raise
-            else:
-                fut.set_result(result)
-                return result
-            finally:
-                del self._inflight_tx[key]
+            fut.set_result(result)
+            self._spawn(self._store_answer(key, fut, result))
+            return result
         return await self._submit_new(app_id, req, channel, source, dest)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _store_answer(
+        self, key: tuple[int, str], fut: asyncio.Future[SendResult], result: SendResult
+    ) -> None:
+        """Commit a transaction_id's answer, then stop serving it from memory."""
+        try:
+            await self.store.idem_put(f"tx:{key[0]}", key[1], _result_encoder.encode(result))
+        except Exception:
+            log.warning("storing the answer of a transaction_id failed", exc_info=True)
+        finally:
+            if self._inflight_tx.get(key) is fut:
+                del self._inflight_tx[key]
 
     async def _previous_answer(self, app_id: int, transaction_id: str) -> SendResult | None:
         stored = await self.store.idem_get(f"tx:{app_id}", transaction_id)
@@ -287,6 +312,7 @@ class MessageService:
             raise
         self.counters.accepted += 1
         METRICS.messages_accepted.inc()
+        self.observer.accepted()
         job = SendJob(
             message_id=message_id,
             source=source.value,
@@ -297,6 +323,7 @@ class MessageService:
             dest_npi=dest.npi,
             registered_delivery=1 if self.settings.registered_delivery else 0,
             parts=parts,
+            campaign=req.campaign,
         )
         channel.enqueue(job)
         result = SendResult(
@@ -324,10 +351,6 @@ class MessageService:
                 result.status = PartState.REJECTED.value
             else:
                 result.status = PartState.SUBMITTED.value
-        if req.transaction_id:
-            self.store.idem_put_nowait(
-                f"tx:{app_id}", req.transaction_id, _result_encoder.encode(result)
-            )
         return result
 
     # -- outcomes and receipts -------------------------------------------------------
@@ -350,6 +373,7 @@ class MessageService:
                     PartUpdate(job.message_id, o.seq, o.link_id, o.smsc_id, "submitted", None, now)
                 )
         self.store.mark_parts_nowait(updates)
+        self.observer.outcomes(job, outcomes)
         for o in outcomes:
             if o.smsc_id:
                 self._match_early(o.link_id, o.smsc_id)
@@ -360,10 +384,11 @@ class MessageService:
         for variant in id_variants(smsc_id):
             early = self._early.pop((link_id, variant), None)
             if early is not None:
-                asyncio.get_running_loop().create_task(
-                    self._apply_receipt(link_id, smsc_id, early.state, early.error, early.at)
-                )
+                self._spawn(self._apply_early(link_id, smsc_id, early))
                 return
+
+    async def _apply_early(self, link_id: int, smsc_id: str, early: _EarlyReceipt) -> None:
+        await self._apply_receipt(link_id, smsc_id, early.state, early.error, early.at)
 
     async def on_deliver(self, link: SmppLink, pdu: DeliverSm | DataSm) -> int:
         """deliver_sm / data_sm from a link: a receipt, or an inbound (MO) message."""
@@ -390,6 +415,8 @@ class MessageService:
         self, link_id: int, smsc_id: str, state: str, error: str | None, at: int
     ) -> bool:
         match = await self.store.apply_receipt(link_id, id_variants(smsc_id), state, error, at)
+        if match is not None and match.changed:
+            self.observer.receipt(link_id, match)
         return match is not None
 
     def _hold_early(
@@ -470,6 +497,7 @@ class MessageService:
             dest_npi=dest.npi,
             registered_delivery=1 if self.settings.registered_delivery else 0,
             parts=parts,
+            campaign=msg.campaign or "",
         )
 
 

@@ -136,6 +136,7 @@ class ReceiptMatch(msgspec.Struct, frozen=True):
     part_state: str
     message_status: str
     changed: bool
+    campaign: str | None = None
 
 
 class LinkStateRow(msgspec.Struct, frozen=True):

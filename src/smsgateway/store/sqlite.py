@@ -601,14 +601,14 @@ class SqliteStore:
             for sid in ids:
                 if link_id is None:
                     found = conn.execute(
-                        "SELECT p.message_id, p.seq, p.state, m.app_id, m.status"
+                        "SELECT p.message_id, p.seq, p.state, m.app_id, m.status, m.campaign"
                         " FROM parts p JOIN messages m ON m.id = p.message_id"
                         " WHERE p.smsc_id = ? ORDER BY p.submitted_at DESC LIMIT 1",
                         (sid,),
                     ).fetchone()
                 else:
                     found = conn.execute(
-                        "SELECT p.message_id, p.seq, p.state, m.app_id, m.status"
+                        "SELECT p.message_id, p.seq, p.state, m.app_id, m.status, m.campaign"
                         " FROM parts p JOIN messages m ON m.id = p.message_id"
                         " WHERE p.smsc_id = ? AND p.link_id = ?"
                         " ORDER BY p.submitted_at DESC LIMIT 1",
@@ -618,16 +618,16 @@ class SqliteStore:
                     break
             if found is None:
                 return None
-            message_id, seq, part_state, app_id, status = found
+            message_id, seq, part_state, app_id, status, campaign = found
             if state not in FINAL_STATES or part_state in FINAL_STATES:
-                return ReceiptMatch(message_id, seq, app_id, part_state, status, False)
+                return ReceiptMatch(message_id, seq, app_id, part_state, status, False, campaign)
             conn.execute(
                 "UPDATE parts SET state = ?, error = ?, done_at = ?, updated_at = ?"
                 " WHERE message_id = ? AND seq = ?",
                 (state, error, ts, ts, message_id, seq),
             )
             status = _rollup_message(conn, message_id, ts, None)
-            return ReceiptMatch(message_id, seq, app_id, state, status, True)
+            return ReceiptMatch(message_id, seq, app_id, state, status, True, campaign)
 
         return await self.write(unit)
 

@@ -1,0 +1,51 @@
+"""Fixtures for the operations tests: simulators and gateways, stopped after each test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+from opshelp import Gateway
+
+from smsgateway.runtime import Runtime
+from smsgateway.settings import Settings
+from smsgateway.smscsim.simulator import SimulatorConfig, SmscSimulator
+
+GatewayFactory = Callable[[Settings], Awaitable[Gateway]]
+
+
+@pytest.fixture
+async def make_sim() -> AsyncIterator[Callable[..., Awaitable[SmscSimulator]]]:
+    sims: list[SmscSimulator] = []
+
+    async def make(**kw: Any) -> SmscSimulator:
+        kw.setdefault("http_port", None)
+        kw.setdefault("dlr_delay_ms", 20.0)
+        sim = SmscSimulator(SimulatorConfig(**kw))
+        await sim.start()
+        sims.append(sim)
+        return sim
+
+    yield make
+    for sim in sims:
+        await sim.stop()
+
+
+@pytest.fixture
+async def make_gateway() -> AsyncIterator[GatewayFactory]:
+    """Start gateways; a test may stop one early (`await gw.stop()`) to restart it."""
+    started: list[Gateway] = []
+
+    async def make(settings: Settings) -> Gateway:
+        runtime = Runtime(settings)
+        await runtime.start()
+        http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{runtime.rest_port}", timeout=15)
+        gw = Gateway(runtime, http)
+        started.append(gw)
+        return gw
+
+    yield make
+    for gw in started:
+        await gw.stop()
