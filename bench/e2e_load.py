@@ -19,13 +19,16 @@ the send budget). Nothing is pipelined. A warm-up runs first and is not counted.
 
 Printed figures:
 - accepted msgs/s: sends answered 2xx / load-generator wall time;
-- HTTP latency p50 / p99 (wrk's figures include at most one GET /healthy per
-  connection at the tail, see send.lua);
+- HTTP latency p50 / p90 / p99 / max (wrk's figures include the few GET /healthy
+  a connection sends after its thread's share is done, see send.lua);
 - time until the simulator counted all N submits (from the start of the load);
-- receipts processed by the gateway (smsgateway_receipts_total on /metrics) and the
-  time until all N were in;
+- receipts processed by the gateway (smsgateway_receipts_total on /metrics, read at
+  the end) and the time until all N were applied (watched at the simulator: it counts
+  the deliver_sm_resps, which the gateway sends after applying a receipt; polling the
+  simulator, not the gateway, keeps the measurement off the gateway's CPU);
 - gateway CPU per message: user+system CPU of the gateway process (all threads) from
-  the start of the load until the last receipt was processed, divided by N;
+  the start of the load until the last receipt was applied, divided by N; split into
+  the event-loop thread and the rest (the store writer's SQLite work, mostly);
 - non-2xx answers by status class, socket errors.
 
 Targets (2-core machine): >= 3,000 msgs/s, p99 < 30 ms at concurrency 50, gateway
@@ -40,6 +43,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -55,7 +59,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import psutil
+import psutil  # type: ignore[import-untyped,unused-ignore]
 
 HERE = Path(__file__).resolve().parent
 SEND_LUA = HERE / "wrk" / "send.lua"
@@ -133,6 +137,11 @@ def metric_sum(text: str, name: str, label: str = "") -> float:
 def cpu_seconds(proc: psutil.Process) -> float:
     t = proc.cpu_times()
     return float(t.user + t.system)
+
+
+def thread_cpu(proc: psutil.Process) -> dict[int, float]:
+    """CPU seconds (user+system) per thread id."""
+    return {t.id: float(t.user_time + t.system_time) for t in proc.threads()}
 
 
 @dataclass
@@ -346,7 +355,7 @@ async def _python_load(
             non2xx[kind] = non2xx.get(kind, 0) + count
     return LoadResult(
         generator=f"FALLBACK python asyncio raw-socket generator, {concurrency} connections "
-        "(wrk not found: apt-get install -y wrk)",
+        "(prefer wrk: apt-get install -y wrk)",
         sends=sum(statuses.values()),
         ok=sum(c for s, c in statuses.items() if 200 <= s < 300),
         elapsed_s=elapsed,
@@ -372,6 +381,28 @@ def run_python(
     return uvloop.run(coro)
 
 
+def healthy_baseline(
+    url: str, gw_proc: psutil.Process, concurrency: int, threads: int
+) -> tuple[float, float]:
+    """wrk on GET /healthy for 5 s: the web stack's own floor (no auth, body, store)."""
+    wrk = shutil.which("wrk")
+    assert wrk is not None
+    cpu0 = cpu_seconds(gw_proc)
+    done = subprocess.run(
+        [wrk, f"-t{threads}", f"-c{concurrency}", "-d5s", f"{url}/healthy"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    cpu = cpu_seconds(gw_proc) - cpu0
+    match = re.search(r"(\d+) requests in ([\d.]+)s", done.stdout)
+    if match is None:
+        raise SystemExit(f"e2e_load: wrk baseline failed:\n{done.stdout}\n{done.stderr}")
+    requests, seconds = int(match.group(1)), float(match.group(2))
+    return requests / seconds, 1000 * cpu / max(requests, 1)
+
+
 # --- profile -------------------------------------------------------------------------
 
 
@@ -386,9 +417,16 @@ def py_spy_command() -> list[str] | None:
 
 
 def summarise_profile(path: Path, top: int = 25) -> str:
-    """Self and inclusive share of samples per function, from py-spy's raw format."""
-    self_counts: Counter[str] = Counter()
-    incl_counts: Counter[str] = Counter()
+    """Where the gateway's CPU went, from py-spy's raw format (recorded with --threads).
+
+    Per thread: its share of all samples; then, for the busiest threads, the self
+    share (time in the function itself) and the inclusive share (the function and
+    what it calls) of each function, as % of ALL samples, so figures add up across
+    threads. py-spy leaves out idle threads (blocked in a syscall or on a lock).
+    """
+    per_thread: Counter[str] = Counter()
+    self_counts: dict[str, Counter[str]] = {}
+    incl_counts: dict[str, Counter[str]] = {}
     total = 0
     for line in path.read_text(errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -396,20 +434,38 @@ def summarise_profile(path: Path, top: int = 25) -> str:
             continue
         count = int(count_text)
         frames = [f for f in stack.split(";") if f]
+        thread = "all threads"
+        if frames and frames[0].startswith("thread ("):
+            thread = frames[0].split(": ", 1)[-1] if ": " in frames[0] else frames[0]
+            frames = frames[1:]
         if not frames:
             continue
         total += count
-        self_counts[_frame_name(frames[-1])] += count
+        per_thread[thread] += count
+        self_counts.setdefault(thread, Counter())[_frame_name(frames[-1])] += count
+        incl = incl_counts.setdefault(thread, Counter())
         for name in {_frame_name(f) for f in frames}:
-            incl_counts[name] += count
+            incl[name] += count
     if not total:
         return "  (no samples)"
-    out = [f"  {total} samples (non-idle). Self time:"]
-    for name, count in self_counts.most_common(top):
-        out.append(f"  {100 * count / total:6.2f}%  {name}")
-    out.append("  Inclusive time (function and what it calls), top entries:")
-    for name, count in incl_counts.most_common(top + 15):
-        out.append(f"  {100 * count / total:6.2f}%  {name}")
+    out = [f"  {total} samples (non-idle), by thread:"]
+    for thread, count in per_thread.most_common():
+        out.append(f"  {100 * count / total:6.2f}%  {thread}")
+    for thread, count in per_thread.most_common(2):
+        if count < total * 0.05:
+            break
+        out.append(f"  -- {thread}: self time (% of all samples)")
+        for name, c in self_counts[thread].most_common(top):
+            out.append(f"  {100 * c / total:6.2f}%  {name}")
+        out.append(f"  -- {thread}: inclusive time (% of all samples)")
+        shown = 0
+        for name, c in incl_counts[thread].most_common():
+            if c >= count * 0.995:
+                continue  # the thread's bootstrap frames: 100% of the thread
+            out.append(f"  {100 * c / total:6.2f}%  {name}")
+            shown += 1
+            if shown >= top + 10:
+                break
     return "\n".join(out)
 
 
@@ -437,10 +493,12 @@ class Figures:
     receipts: int
     receipts_all_s: float | None
     gateway_cpu_s: float
+    loop_cpu_s: float  # the event-loop (main) thread alone
     sim_cpu_s: float
     accepted_metric: int
     parts_ok: int
     duplicates: int
+    baseline: tuple[float, float] | None = None  # GET /healthy: req/s, CPU ms per request
 
     @property
     def rate(self) -> float:
@@ -496,7 +554,8 @@ def run(args: argparse.Namespace) -> Figures:
 
         def healthy() -> bool:
             gateway.check_alive()
-            return http_json("GET", f"{base}/healthy", timeout=2)[1] == {"status": "ok"}
+            answer: object = http_json("GET", f"{base}/healthy", timeout=2)[1]
+            return answer == {"status": "ok"}
 
         wait_until(healthy, 30, "gateway /healthy")
         status, reg = http_json(
@@ -526,7 +585,7 @@ def run(args: argparse.Namespace) -> Figures:
         use_wrk = args.generator == "wrk" or (args.generator == "auto" and shutil.which("wrk"))
         if args.generator == "wrk" and not shutil.which("wrk"):
             raise SystemExit("e2e_load: wrk not found; install it with `apt-get install -y wrk`")
-        if not use_wrk:
+        if not use_wrk and args.generator == "auto":
             print(
                 "# wrk not found (install: apt-get install -y wrk); using the Python fallback "
                 "load generator, figures labelled FALLBACK",
@@ -545,15 +604,14 @@ def run(args: argparse.Namespace) -> Figures:
         def smsc_submits() -> int:
             return int(http_json("GET", f"{sim_url}/stats")[1]["submits"])
 
+        def smsc_acked() -> int:
+            return int(http_json("GET", f"{sim_url}/stats")[1]["receipts_acked"])
+
         # Warm-up (not counted): imports, caches, SQLite pages, the token cache.
         if args.warmup:
             load(args.warmup, f"warm{run_id}")
             wait_until(lambda: smsc_submits() >= args.warmup, 60, "warm-up submits")
-            wait_until(
-                lambda: metric_sum(metrics(), "smsgateway_receipts_total") >= args.warmup,
-                60,
-                "warm-up receipts",
-            )
+            wait_until(lambda: smsc_acked() >= args.warmup, 60, "warm-up receipts", every=0.2)
         time.sleep(0.5)
 
         gw_proc = psutil.Process(gateway.pid)
@@ -564,6 +622,7 @@ def run(args: argparse.Namespace) -> Figures:
         parts0 = metric_sum(m0, "smsgateway_parts_submitted_total", 'result="ok"')
         stats0 = http_json("GET", f"{sim_url}/stats")[1]
         submits0, dup0 = int(stats0["submits"]), int(stats0["duplicates"])
+        acked0 = int(stats0["receipts_acked"])
         if args.profile:
             cmd = py_spy_command()
             if cmd is None:
@@ -572,7 +631,7 @@ def run(args: argparse.Namespace) -> Figures:
                 spy = subprocess.Popen(
                     [
                         *cmd,
-                        *("record", "--format", "raw", "-r", "200"),
+                        *("record", "--threads", "--gil", "--format", "raw", "-r", "200"),
                         *("-p", str(gateway.pid), "-o", str(args.profile)),
                     ],
                     stdout=subprocess.DEVNULL,
@@ -580,6 +639,7 @@ def run(args: argparse.Namespace) -> Figures:
                 )
                 time.sleep(2.0)  # let it attach before the load starts
         cpu0, sim_cpu0 = cpu_seconds(gw_proc), cpu_seconds(sim_proc)
+        threads0 = thread_cpu(gw_proc)
         started = time.monotonic()
 
         result = load(args.messages, run_id)
@@ -587,27 +647,32 @@ def run(args: argparse.Namespace) -> Figures:
         n = args.messages
         smsc_all: float | None = None
         receipts_all: float | None = None
+        # Drain: watched at the simulator, so the measurement costs the gateway nothing.
+        # receipts_acked counts deliver_sm_resps from the gateway, which answers a
+        # receipt only after it has applied it; /metrics confirms at the end.
         deadline = time.monotonic() + args.drain_timeout
-        counted = 0
-        receipts = 0.0
         while time.monotonic() < deadline:
-            if smsc_all is None:
-                counted = smsc_submits() - submits0
-                if counted >= n:
-                    smsc_all = time.monotonic() - started
-            receipts = metric_sum(metrics(), "smsgateway_receipts_total") - receipts0
-            if receipts >= n and receipts_all is None:
-                receipts_all = time.monotonic() - started
+            stats = http_json("GET", f"{sim_url}/stats")[1]
+            now = time.monotonic() - started
+            if smsc_all is None and int(stats["submits"]) - submits0 >= n:
+                smsc_all = now
+            if receipts_all is None and int(stats["receipts_acked"]) - acked0 >= n:
+                receipts_all = now
             if smsc_all is not None and receipts_all is not None:
                 break
-            time.sleep(0.05)
+            time.sleep(0.02)
         cpu1, sim_cpu1 = cpu_seconds(gw_proc), cpu_seconds(sim_proc)
+        threads1 = thread_cpu(gw_proc)
+        receipts = metric_sum(metrics(), "smsgateway_receipts_total") - receipts0
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 spy.wait(timeout=30)
         m1 = metrics()
         stats1 = http_json("GET", f"{sim_url}/stats")[1]
+        baseline = None
+        if args.baseline and use_wrk:
+            baseline = healthy_baseline(base, gw_proc, args.concurrency, args.threads)
         return Figures(
             load=result,
             n=n,
@@ -616,12 +681,14 @@ def run(args: argparse.Namespace) -> Figures:
             receipts=int(receipts),
             receipts_all_s=receipts_all,
             gateway_cpu_s=cpu1 - cpu0,
+            loop_cpu_s=threads1.get(gateway.pid, 0.0) - threads0.get(gateway.pid, 0.0),
             sim_cpu_s=sim_cpu1 - sim_cpu0,
             accepted_metric=int(metric_sum(m1, "smsgateway_messages_accepted_total") - accepted0),
             parts_ok=int(
                 metric_sum(m1, "smsgateway_parts_submitted_total", 'result="ok"') - parts0
             ),
             duplicates=int(stats1["duplicates"]) - dup0,
+            baseline=baseline,
         )
     finally:
         if spy is not None and spy.poll() is None:
@@ -636,7 +703,7 @@ def run(args: argparse.Namespace) -> Figures:
 
 def report(f: Figures, args: argparse.Namespace) -> bool:
     r = f.load
-    fallback = "FALLBACK " if r.generator.startswith("FALLBACK") else ""
+    fallback = " (FALLBACK generator)" if r.generator.startswith("FALLBACK") else ""
 
     def mark(ok: bool) -> str:
         return "ok" if ok else "MISS"
@@ -650,11 +717,11 @@ def report(f: Figures, args: argparse.Namespace) -> bool:
         f"e2e load generator           {r.generator}",
         f"e2e messages / concurrency   {f.n} / {args.concurrency} (warm-up {args.warmup}, "
         f"receipts after {args.dlr_delay_ms:g} ms, link window {args.window}, limit_tps 0)",
-        f"e2e {fallback}accepted msgs/s        {f.rate:,.0f} msgs/s over {r.elapsed_s:.2f} s "
-        f"[target >= {TARGET_RATE:,.0f}: {mark(ok_rate)}]",
-        f"e2e {fallback}HTTP latency           p50 {r.p50_ms:.2f} ms, p90 {r.p90_ms:.2f} ms, "
+        f"e2e accepted msgs/s          {f.rate:,.0f} msgs/s over {r.elapsed_s:.2f} s "
+        f"[target >= {TARGET_RATE:,.0f}: {mark(ok_rate)}]{fallback}",
+        f"e2e HTTP latency             p50 {r.p50_ms:.2f} ms, p90 {r.p90_ms:.2f} ms, "
         f"p99 {r.p99_ms:.2f} ms, max {r.max_ms:.1f} ms "
-        f"[target p99 < {TARGET_P99_MS:g} ms: {mark(ok_p99)}]",
+        f"[target p99 < {TARGET_P99_MS:g} ms: {mark(ok_p99)}]{fallback}",
         f"e2e non-2xx answers          {non2xx}; socket errors/timeouts: {r.socket_errors}"
         + (f"; first: {r.sample_error}" if r.sample_error else ""),
         "e2e SMSC counted all N       "
@@ -673,10 +740,18 @@ def report(f: Figures, args: argparse.Namespace) -> bool:
         f"e2e gateway CPU per message  {f.cpu_ms_per_msg:.3f} ms "
         f"({f.gateway_cpu_s:.2f} s CPU for {f.n} messages incl. receipts) "
         f"[target <= {TARGET_CPU_MS} ms: {mark(ok_cpu)}]",
+        f"e2e   event-loop thread      {1000 * f.loop_cpu_s / f.n:.3f} ms per message",
+        f"e2e   other threads          {1000 * (f.gateway_cpu_s - f.loop_cpu_s) / f.n:.3f} ms per "
+        "message (store writer, SQLite commits)",
         f"e2e simulator CPU per msg    {1000 * f.sim_cpu_s / f.n:.3f} ms (context: same cores)",
         f"e2e gateway counters         accepted {f.accepted_metric}, parts submitted ok "
         f"{f.parts_ok}",
     ]
+    if f.baseline is not None:
+        lines.append(
+            f"e2e baseline GET /healthy    {f.baseline[0]:,.0f} req/s, "
+            f"{f.baseline[1]:.3f} ms gateway CPU per request (web stack floor)"
+        )
     if r.note:
         lines.append(f"e2e note                     {r.note}")
     if not complete:
@@ -700,6 +775,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain-timeout", type=float, default=120.0)
     parser.add_argument("--profile", metavar="OUT", help="py-spy the gateway into OUT")
     parser.add_argument("--keep", action="store_true", help="keep the work dir and logs")
+    parser.add_argument(
+        "--baseline", action="store_true", help="also wrk GET /healthy for 5 s (web floor)"
+    )
     parser.add_argument("--quick", action="store_true", help="5,000 messages, 500 warm-up")
     args = parser.parse_args(argv)
     if args.quick:

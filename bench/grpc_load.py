@@ -71,8 +71,10 @@ class Stack:
         tmp = Path(tempfile.mkdtemp(prefix="grpc-bench-"))
         smpp, sim_http, rest, grpc_port = (free_port() for _ in range(4))
         sim = subprocess.Popen(
-            [sys.executable, "-m", "smsgateway", "smsc-sim", "--port", str(smpp)]
-            + ["--http-port", str(sim_http), "--dlr-delay-ms", "50", "--log-level", "WARNING"]
+            [
+                *(sys.executable, "-m", "smsgateway", "smsc-sim", "--port", str(smpp)),
+                *("--http-port", str(sim_http), "--dlr-delay-ms", "50", "--log-level", "WARNING"),
+            ]
         )
         config = tmp / "gateway.toml"
         config.write_text(
@@ -102,8 +104,10 @@ window = {window}
             encoding="utf-8",
         )
         gateway = subprocess.Popen(
-            [sys.executable, "-m", "smsgateway", "serve", "--config", str(config)]
-            + ["--log-level", "WARNING"]
+            [
+                *(sys.executable, "-m", "smsgateway", "serve", "--config", str(config)),
+                *("--log-level", "WARNING"),
+            ]
         )
         stack = cls(tmp, sim, gateway, rest, grpc_port)
         deadline = time.monotonic() + 30
@@ -262,16 +266,20 @@ async def drive(send: Send, start: int, n: int, c: int) -> tuple[float, list[flo
 
 def client_process(
     face: str, port: int, token: str, app_id: int, tag: str, start: int, n: int, c: int
-) -> tuple[float, list[float], int]:
-    async def run() -> tuple[float, list[float], int]:
+) -> tuple[float, list[float], int, float]:
+    """One load-generating process: (seconds, latencies, failures, its own CPU seconds)."""
+
+    async def run() -> tuple[float, list[float], int, float]:
         if face == "grpc":
             send, close = await grpc_sender(port, token, app_id, tag)
         else:
             send, close = await rest_sender(port, token, app_id, tag, c)
         await drive(send, start + 10**7, min(200, n), c)  # warm-up, not counted
-        result = await drive(send, start, n, c)
+        cpu0 = time.process_time()
+        seconds, latencies, failures = await drive(send, start, n, c)
+        cpu = time.process_time() - cpu0
         await close()
-        return result
+        return seconds, latencies, failures, cpu
 
     try:
         import uvloop
@@ -303,6 +311,7 @@ def one_run(face: str, n: int, c: int, clients: int, window: int) -> dict[str, f
         elapsed = max(r[0] for r in results)
         latencies = [x for r in results for x in r[1]]
         failures = sum(r[2] for r in results)
+        client_cpu = sum(r[3] for r in results)
         expected = n + sum(min(200, j[6]) for j in jobs)
         deadline = time.monotonic() + 60
         while (matched := stack.receipts()) < expected and time.monotonic() < deadline:
@@ -314,6 +323,7 @@ def one_run(face: str, n: int, c: int, clients: int, window: int) -> dict[str, f
             "p50_ms": percentile(latencies, 0.50) * 1000,
             "p99_ms": percentile(latencies, 0.99) * 1000,
             "cpu_us_per_msg": cpu / expected * 1e6,
+            "client_cpu_us_per_msg": client_cpu / n * 1e6,
             "failures": failures,
             "receipts": matched,
             "expected_receipts": expected,
@@ -343,7 +353,8 @@ def main() -> int:
             print(
                 f"round {round_no + 1} {face:4s}: {r['msgs_per_s']:7.0f} msgs/s  "
                 f"p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
-                f"gateway CPU {r['cpu_us_per_msg']:5.0f} us/msg  failures {r['failures']:.0f}  "
+                f"CPU/msg gateway {r['cpu_us_per_msg']:4.0f} us client "
+                f"{r['client_cpu_us_per_msg']:4.0f} us  failures {r['failures']:.0f}  "
                 f"receipts {r['receipts']:.0f}/{r['expected_receipts']:.0f}",
                 flush=True,
             )

@@ -351,6 +351,10 @@ class MessageService:
                 result.status = PartState.REJECTED.value
             else:
                 result.status = PartState.SUBMITTED.value
+            # The outcomes went to the writer before job.done resolved and the writer is
+            # FIFO, so once this empty unit commits they are stored too: an /sms/info
+            # right after this answer shows what the answer says.
+            await self.store.write(_barrier)
         return result
 
     # -- outcomes and receipts -------------------------------------------------------
@@ -499,6 +503,10 @@ class MessageService:
             parts=parts,
             campaign=msg.campaign or "",
         )
+
+
+def _barrier(conn: object) -> None:
+    """A writer unit that does nothing: awaiting it waits for every earlier write."""
 
 
 def _shown_state(state: str) -> str:
