@@ -23,8 +23,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import eventually
 
+from gwkit import eventually
 from smsgateway.smpp.text import decode_short_message
 from smsgateway.smscsim.simulator import SmscSimulator
 

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from conftest import ADMIN_KEY, Gateway, link_to, make_settings, wait_bound
 
+from gwkit import ADMIN_KEY, Gateway, link_to, make_settings, wait_bound
 from smsgateway.settings import LinkSettings, Settings
 
 PASSWORD = "correct-horse-9"

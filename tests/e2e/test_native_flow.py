@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import ADMIN_KEY, eventually, link_to, make_settings, wait_bound
-
+from gwkit import ADMIN_KEY, eventually, link_to, make_settings, wait_bound
 from smsgateway.smpp.text import decode_short_message
 
 LONG_TEXT = ("Grüße aus Zürich 👋 " * 21)[:400]  # UCS-2, emoji straddle part edges

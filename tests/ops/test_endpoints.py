@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from opshelp import ADMIN_KEY, PASSWORD, admin, link_to, make_settings
 
+from gwkit import ADMIN_KEY, PASSWORD, admin, link_to, make_settings
 from smsgateway.core.license import generate_keypair, issue, load_private_key
 from smsgateway.settings import PoolSettings
 from smsgateway.settings_ops import DashboardSettings, LicenseSettings

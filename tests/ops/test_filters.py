@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from opshelp import admin, link_to, make_settings
 
+from gwkit import admin, link_to, make_settings
 from smsgateway.core.filters import BlockedByFilter, FilterError, FilterSet, compile_filter
 from smsgateway.settings import SettingsError
 from smsgateway.settings_ops import FilterSettings

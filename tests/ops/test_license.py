@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opshelp import admin, eventually, link_to, make_settings
 
+from gwkit import admin, eventually, link_to, make_settings
 from smsgateway.cli import main
 from smsgateway.core.license import (
     LicenseError,

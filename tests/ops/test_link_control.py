@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from opshelp import admin, eventually, link_to, make_settings
-
+from gwkit import admin, eventually, link_to, make_settings
 from smsgateway.settings import PoolSettings
 
 UNBOUND = "unbound by ESME"

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import jwt as pyjwt
-from opshelp import PASSWORD, admin, make_settings
+
+from gwkit import PASSWORD, admin, make_settings
 
 USERS = "/api/v1/admin/proxy-users"
 SECRET = "s" * 40

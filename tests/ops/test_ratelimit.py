@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from opshelp import PASSWORD, admin, dead_link, make_settings
 
+from gwkit import PASSWORD, admin, dead_link, make_settings
 from smsgateway.core.errors import InvalidCredentials
 from smsgateway.core.ratelimit import (
     QUOTA_SCOPE_KEY,

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from opshelp import admin, eventually, link_to, make_settings
+from gwkit import admin, eventually, link_to, make_settings
 
 LONG = "x" * 200  # GSM 7-bit, two parts
 

@@ -269,9 +269,17 @@ class SmppLink:
     async def _send(self, job: SendJob) -> None:
         try:
             parts = job.remaining()
-            results = await asyncio.gather(
-                *(self._submit_part(job, part) for part in parts), return_exceptions=True
-            )
+            results: list[PartOutcome | BaseException]
+            if len(parts) == 1:
+                # Most messages are one part: no gather, no extra task per part.
+                try:
+                    results = [await self._submit_part(job, parts[0])]
+                except Exception as exc:
+                    results = [exc]
+            else:
+                results = await asyncio.gather(
+                    *(self._submit_part(job, part) for part in parts), return_exceptions=True
+                )
             new: list[PartOutcome] = []
             retry = False
             for part, result in zip(parts, results, strict=True):

@@ -165,20 +165,22 @@ class MessageService:
             running = self._inflight_tx.get(key)
             if running is not None:
                 return await asyncio.shield(running)
-            previous = await self._previous_answer(app_id, req.transaction_id)
-            if previous is not None:
-                return previous
+            # No read first: the unique (app_id, transaction_id) index finds a repeat
+            # at insert time, and the common case (a new id) costs no lookup.
             fut: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
             self._inflight_tx[key] = fut
             try:
                 result = await self._submit_new(app_id, req, channel, source, dest)
             except BaseException as exc:
-                del self._inflight_tx[key]
                 fut.set_exception(exc)
                 fut.exception()  # mark retrieved: waiters re-raise it themselves
                 raise
-            fut.set_result(result)
-            self._spawn(self._store_answer(key, fut, result))
+            else:
+                fut.set_result(result)
+            finally:
+                # The answer is committed by now (see _submit_new), so the store
+                # serves later repeats.
+                del self._inflight_tx[key]
             return result
         return await self._submit_new(app_id, req, channel, source, dest)
 
@@ -186,18 +188,6 @@ class MessageService:
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-    async def _store_answer(
-        self, key: tuple[int, str], fut: asyncio.Future[SendResult], result: SendResult
-    ) -> None:
-        """Commit a transaction_id's answer, then stop serving it from memory."""
-        try:
-            await self.store.idem_put(f"tx:{key[0]}", key[1], _result_encoder.encode(result))
-        except Exception:
-            log.warning("storing the answer of a transaction_id failed", exc_info=True)
-        finally:
-            if self._inflight_tx.get(key) is fut:
-                del self._inflight_tx[key]
 
     async def _previous_answer(self, app_id: int, transaction_id: str) -> SendResult | None:
         stored = await self.store.idem_get(f"tx:{app_id}", transaction_id)
@@ -341,7 +331,7 @@ class MessageService:
                 asyncio.shield(job.done), timeout=self.settings.send_budget_s
             )
         except TimeoutError:
-            pass  # stored and queued: it goes out when the link can take it
+            outcomes = []  # stored and queued: it goes out when the link can take it
         else:
             refused = [o for o in outcomes if o.error]
             result.sms_ids = [o.smsc_id for o in outcomes if o.smsc_id]
@@ -351,9 +341,15 @@ class MessageService:
                 result.status = PartState.REJECTED.value
             else:
                 result.status = PartState.SUBMITTED.value
-            # The outcomes went to the writer before job.done resolved and the writer is
-            # FIFO, so once this empty unit commits they are stored too: an /sms/info
-            # right after this answer shows what the answer says.
+        # The outcomes went to the writer before job.done resolved and the writer is
+        # FIFO, so once this unit commits they are stored too: an /sms/info right
+        # after this answer shows what the answer says. With a transaction_id the
+        # unit stores the answer itself, so a retry gets exactly this answer.
+        if req.transaction_id:
+            await self.store.idem_put(
+                f"tx:{app_id}", req.transaction_id, _result_encoder.encode(result)
+            )
+        elif outcomes:
             await self.store.write(_barrier)
         return result
 

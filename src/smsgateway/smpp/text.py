@@ -344,6 +344,11 @@ class Segment:
     tlvs: dict[int, int | str | bytes] = field(default_factory=dict)
 
 
+# Characters that fit one part whatever they are: every GSM character is at most two
+# septets (160 / 2), every UTF-16 code point at most two units (70 / 2).
+_SURELY_ONE_PART = {Encoding.GSM7: 80, Encoding.UCS2: 35, Encoding.LATIN1: 140, Encoding.ASCII: 140}
+
+
 def split(
     text: str,
     *,
@@ -368,6 +373,9 @@ def split(
     method = Method(method)
     encoding = choose_encoding(text, force=force)
     data_coding = data_coding_for(encoding, gsm_data_coding)
+    if len(text) <= _SURELY_ONE_PART[encoding]:
+        # Most traffic is short: skip the cutting plan when one part surely holds it.
+        return [Segment(encode_text(text, encoding), data_coding, 0, 1, 1, text, encoding)]
     chunks, _units, _per_part = _plan(text, encoding, method)
     total = len(chunks)
     limit = min(max_parts, 255)

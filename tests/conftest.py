@@ -1,4 +1,4 @@
-"""Fixtures for the operations tests: simulators and gateways, stopped after each test."""
+"""Fixtures for every gateway-level test: simulators and gateways, stopped after each test."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
-from opshelp import Gateway
 
+from gwkit import Gateway
 from smsgateway.runtime import Runtime
 from smsgateway.settings import Settings
 from smsgateway.smscsim.simulator import SimulatorConfig, SmscSimulator

@@ -1,5 +1,6 @@
-"""Helpers for the operations tests: a gateway on ephemeral ports with the simulator as
-its SMSC (the same parts as tests/e2e, copied so both suites stand alone)."""
+"""Test kit for the whole gateway over real sockets: a Runtime on ephemeral ports, the
+simulator as its SMSC, a real SQLite file, and an HTTP client talking to it as a user
+would. Shared by tests/e2e, tests/ops and tests/grpc (fixtures in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from smsgateway.settings_ops import (
 )
 from smsgateway.smscsim.simulator import SmscSimulator
 
-ADMIN_KEY = "ops-admin-key"
+ADMIN_KEY = "test-admin-key"
 PASSWORD = "correct-horse-9"
 
 
@@ -55,6 +56,7 @@ def make_settings(
     pools: list[PoolSettings] | None = None,
     *,
     admin_key: str = ADMIN_KEY,
+    send_budget_s: float = 2.0,
     ratelimit: RateLimitSettings | None = None,
     dashboard: DashboardSettings | None = None,
     license: LicenseSettings | None = None,
@@ -66,7 +68,7 @@ def make_settings(
         storage=StorageSettings(path=str(data_dir / "gw.db")),
         auth=AuthSettings(admin_api_key=admin_key, argon2_time_cost=1, argon2_memory_cost=8),
         smpp=SmppSettings(links=links, pools=pools or []),
-        messages=MessageSettings(send_budget_s=2.0),
+        messages=MessageSettings(send_budget_s=send_budget_s),
         ratelimit=ratelimit or RateLimitSettings(),
         dashboard=dashboard or DashboardSettings(),
         license=license or LicenseSettings(),
@@ -152,3 +154,7 @@ class Gateway:
         assert self.runtime.router is not None
         link = self.runtime.router.links[link_id]
         await eventually(lambda: link.bound)
+
+
+async def wait_bound(gw: Gateway, link_id: int = 1) -> None:
+    await gw.bound(link_id)

@@ -1,0 +1,217 @@
+"""The OpenAPI document, generated from the routes actually served and the msgspec types
+the handlers decode and return, so it cannot drift from the code.
+
+Each served route is looked up in `OPERATIONS` for its body, answer, credentials and
+documented statuses; a route missing there still appears (with a generic answer), and a
+test fails on it so the table stays complete.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from starlette.routing import BaseRoute, Route
+
+from ..core.messages import LinkCheck, MessageInfo, SendResult
+from .rest import EsmeBody, InfoBody, LoginBody, RegisterBody, SendBody, UserIdBody
+
+
+class ErrorBody(msgspec.Struct):
+    error: str
+
+
+class RegisterAnswer(msgspec.Struct):
+    user_id: int
+    app_id: int
+    app_secret: str
+    error: str
+
+
+class LoginAnswer(msgspec.Struct):
+    token: str
+    error: str
+
+
+class ValidateAnswer(msgspec.Struct):
+    is_admin: bool
+    error: str
+
+
+class DeleteAnswer(msgspec.Struct):
+    result: bool
+    error: str
+
+
+class Health(msgspec.Struct):
+    status: str
+
+
+class ToggleBody(msgspec.Struct):
+    enabled: bool
+    reason: str = ""
+
+
+class ProxyUserBody(msgspec.Struct):
+    email: str
+    password: str
+    app_name: str = ""
+    app_secret: str = ""
+
+
+@dataclass(frozen=True)
+class Op:
+    summary: str
+    auth: str = "none"  # none | jwt | admin | admin_or_open
+    body: type[Any] | None = None
+    answer: type[Any] | None = None
+    ok: int = 200
+    errors: tuple[int, ...] = ()
+
+
+_AUTH_ERRORS = {"jwt": (400, 401, 429), "admin": (401, 503), "admin_or_open": (401, 503)}
+_REG = Op(
+    "Register a user and its first app", "admin_or_open", RegisterBody, RegisterAnswer, 201, (400,)
+)
+_LOGIN = Op("Log in: a JWT for one app", "none", LoginBody, LoginAnswer, 200, (400, 401, 429))
+_VALIDATE = Op(
+    "Is the user an admin?", "admin_or_open", UserIdBody, ValidateAnswer, 200, (400, 404)
+)
+_DELETE = Op("Delete a non-admin user", "admin_or_open", UserIdBody, DeleteAnswer, 200, (400, 404))
+
+OPERATIONS: dict[tuple[str, str], Op] = {
+    ("GET", "/healthy"): Op("Liveness", answer=Health),
+    ("GET", "/metrics"): Op("Prometheus metrics (text format)"),
+    ("GET", "/openapi.json"): Op("This document"),
+    ("POST", "/api/v1/sms/send"): Op(
+        "Send an SMS through a link or pool (500: the SMSC refused a part)",
+        "jwt",
+        SendBody,
+        SendResult,
+        200,
+        (400, 403, 404, 413, 500, 503),
+    ),
+    ("POST", "/api/v1/sms/check-esme"): Op(
+        "Is the link (or any pool member) bound now?", "jwt", EsmeBody, LinkCheck, 200, (403, 404)
+    ),
+    ("POST", "/api/v1/sms/info"): Op(
+        "Delivery state of a message and each part", "jwt", InfoBody, MessageInfo, 200, (403, 404)
+    ),
+    ("PUT", "/api/v1/smpp/{id}/toggle"): Op(
+        "Enable or disable a link", "jwt", ToggleBody, None, 200, (400, 404)
+    ),
+    ("PUT", "/api/v1/admin/smpp/{id}/toggle"): Op(
+        "Enable or disable a link", "admin", ToggleBody, None, 200, (400, 404)
+    ),
+    ("POST", "/api/v1/admin/proxy-users/register"): Op(
+        "Create a proxy user with an app", "admin", ProxyUserBody, None, 201, (400,)
+    ),
+}
+for _prefix in ("/api/v1/auth", "/api/v1/user"):
+    OPERATIONS[("POST", f"{_prefix}/register")] = _REG
+    OPERATIONS[("POST", f"{_prefix}/login")] = _LOGIN
+    OPERATIONS[("POST", f"{_prefix}/validate")] = _VALIDATE
+    OPERATIONS[("POST", f"{_prefix}/delete")] = _DELETE
+
+_PARAM = re.compile(r"{(\w+)(?::\w+)?}")
+
+
+def _default_op(method: str, path: str) -> Op:
+    if path.startswith("/api/v1/admin/"):
+        auth = "admin"
+    elif path.startswith("/api/v1/"):
+        auth = "jwt"
+    else:
+        auth = "none"
+    errors: tuple[int, ...] = (400, 404) if "{" in path or method != "GET" else ()
+    return Op(f"{method} {path}", auth, errors=errors)
+
+
+def _security(auth: str) -> list[dict[str, list[str]]]:
+    if auth == "jwt":
+        return [{"bearer": [], "appId": []}]
+    if auth == "admin":
+        return [{"adminKey": []}]
+    if auth == "admin_or_open":
+        return [{"adminKey": []}, {}]
+    return []
+
+
+def build_openapi(routes: list[BaseRoute], *, title: str, version: str) -> dict[str, Any]:
+    ops: list[tuple[str, str, Op]] = []
+    for route in routes:
+        if not isinstance(route, Route) or not route.methods:
+            continue
+        for method in sorted(route.methods - {"HEAD"}):
+            op = OPERATIONS.get((method, route.path)) or _default_op(method, route.path)
+            ops.append((method, route.path, op))
+    types = {t for _, _, op in ops for t in (op.body, op.answer) if t is not None}
+    types.add(ErrorBody)
+    ordered = sorted(types, key=lambda t: t.__name__)
+    _, components = msgspec.json.schema_components(
+        ordered, ref_template="#/components/schemas/{name}"
+    )
+    ref = "#/components/schemas/{}".format
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path, op in ops:
+        oapath = _PARAM.sub(r"{\1}", path)
+        ok_content: dict[str, Any] = {}
+        if op.answer is not None:
+            ok_content = {"application/json": {"schema": {"$ref": ref(op.answer.__name__)}}}
+        responses: dict[str, Any] = {
+            str(op.ok): {"description": "OK", **({"content": ok_content} if ok_content else {})}
+        }
+        for status in sorted({*op.errors, *_AUTH_ERRORS.get(op.auth, ())}):
+            responses[str(status)] = {
+                "description": _REASONS.get(status, "error"),
+                "content": {"application/json": {"schema": {"$ref": ref("ErrorBody")}}},
+            }
+        if op.answer is SendResult:
+            # An SMSC refusal answers the whole result body with success false.
+            responses["500"]["content"] = ok_content
+        slug = re.sub(r"[^a-z0-9]+", "_", path.lower()).strip("_")
+        entry: dict[str, Any] = {
+            "summary": op.summary,
+            "operationId": f"{method.lower()}_{slug}",
+            "security": _security(op.auth),
+            "responses": responses,
+        }
+        params = _PARAM.findall(path)
+        if params:
+            entry["parameters"] = [
+                {"name": p, "in": "path", "required": True, "schema": {"type": "integer"}}
+                for p in params
+            ]
+        if op.body is not None:
+            entry["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": ref(op.body.__name__)}}},
+            }
+        paths.setdefault(oapath, {})[method.lower()] = entry
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version},
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "appId": {"type": "apiKey", "in": "header", "name": "X-App-ID"},
+                "adminKey": {"type": "apiKey", "in": "header", "name": "X-Admin-Key"},
+            },
+        },
+    }
+
+
+_REASONS = {
+    400: "Invalid request",
+    401: "Missing or invalid credentials",
+    403: "IP not allowed",
+    404: "Not found",
+    413: "Request body too large",
+    429: "Rate limit exceeded",
+    500: "SMSC refusal or infrastructure failure",
+    503: "Link disabled, or admin key not configured",
+}
