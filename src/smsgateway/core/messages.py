@@ -37,6 +37,10 @@ from .validation import Address, check_text, parse_destination, parse_source
 
 log = logging.getLogger(__name__)
 
+# Bound once: labels() takes a lock and a lookup on every call.
+_PARTS_OK = METRICS.parts_submitted.labels(result="ok")
+_PARTS_REFUSED = METRICS.parts_submitted.labels(result="refused")
+
 
 class SendRequest(msgspec.Struct, frozen=True):
     esme: int
@@ -362,13 +366,13 @@ class MessageService:
         for o in outcomes:
             if o.error:
                 self.counters.refused_parts += 1
-                METRICS.parts_submitted.labels(result="refused").inc()
+                _PARTS_REFUSED.inc()
                 updates.append(
                     PartUpdate(job.message_id, o.seq, o.link_id, None, "rejected", o.error, now)
                 )
             else:
                 self.counters.submitted_parts += 1
-                METRICS.parts_submitted.labels(result="ok").inc()
+                _PARTS_OK.inc()
                 updates.append(
                     PartUpdate(job.message_id, o.seq, o.link_id, o.smsc_id, "submitted", None, now)
                 )

@@ -3,19 +3,19 @@
 Every write in the gateway is a *unit*: a synchronous function taking the writer's
 `sqlite3.Connection`. Callers on the event loop submit units and await a future;
 the thread takes everything queued (up to `max_batch` units) and runs it as one
-transaction, each unit inside its own SAVEPOINT:
+transaction:
 
-- a unit that raises is rolled back to its savepoint alone and its caller gets the
-  exception; the others in the batch still commit;
+- a unit that raises makes the thread roll the batch back and run its units again,
+  one transaction each: the failing unit's caller gets the exception, the others
+  still commit (units carry no savepoint: failures are rare, statements are not);
 - a caller's future resolves only after the COMMIT that includes its unit, so
   "accepted means stored" holds;
 - if BEGIN or COMMIT fails (disk full, I/O error, locked), every unit of the batch
   gets `StoreUnavailable`, the transaction is rolled back, and the thread carries on
   with the next batch;
-- if SQLite itself abandons the transaction mid-batch (it does on SQLITE_FULL, and
-  may on SQLITE_IOERR), the units that had not yet been answered run again, each in
-  a transaction of its own: whatever still fits commits, the rest fail with
-  `StoreUnavailable`. So a unit may run twice; units must act only through the
+- that replay also covers SQLite abandoning the transaction itself (it does on
+  SQLITE_FULL, and may on SQLITE_IOERR): whatever still fits commits, the rest fail
+  with `StoreUnavailable`. So a unit may run twice; units must act only through the
   connection they are given (no side effects elsewhere) for that to be safe.
 
 Why a thread and not a task: COMMIT fsyncs at checkpoints and can stall for 10-20 ms;
@@ -33,7 +33,6 @@ not, run in submission order.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import queue
@@ -184,40 +183,28 @@ class Writer:
         except sqlite3.Error as exc:
             self._fail_all(batch, exc, "cannot begin a write transaction")
             return
-        pending = collections.deque(batch)
         outcomes: list[tuple[_Job, Any, BaseException | None]] = []
-        lost: Exception | None = None
-        while pending:
-            job = pending.popleft()
+        for job in batch:
             try:
-                conn.execute("SAVEPOINT unit")
                 result = job.fn(conn)
-                conn.execute("RELEASE unit")
             except Exception as exc:
-                lost = self._undo_unit(exc)
-                if lost is not None:
-                    pending.appendleft(job)
-                    break
-                outcomes.append((job, None, _as_caller_error(exc)))
-            else:
-                outcomes.append((job, result, None))
-        if lost is not None:
-            # SQLite abandoned the transaction (it does, for instance, when a
-            # statement hits SQLITE_FULL): the work of every unit that had run is
-            # gone. Units that already failed keep their answer; the rest run once
-            # more, each in a transaction of its own, so every unit that still fits
-            # commits and only the ones that cannot get the error.
-            self._rollback()
-            log.warning("store writer: transaction lost (%s); retrying units singly", lost)
-            self._deliver([o for o in outcomes if o[2] is not None])
-            self._run_singly([j for j, _, e in outcomes if e is None] + list(pending))
-            return
+                # Optimistic batching: units run without savepoints (two statements
+                # each saved on every unit), and the rare failure costs a replay. The
+                # failed unit may have written half its rows and SQLite may even have
+                # dropped the transaction (SQLITE_FULL does): roll everything back and
+                # run the batch again one unit per transaction, so each unit commits
+                # or fails on its own.
+                log.debug("store writer: unit failed (%r); replaying batch singly", exc)
+                self._rollback()
+                self._run_singly(batch)
+                return
+            outcomes.append((job, result, None))
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback()
             err = _unavailable(exc, "commit failed")
-            outcomes = [(j, None, e if e is not None else err) for j, _, e in outcomes]
+            outcomes = [(j, None, err) for j, _, _ in outcomes]
         self.batches += 1
         self.units += len(outcomes)
         self._deliver(outcomes)
@@ -250,19 +237,6 @@ class Writer:
     def _fail_all(self, jobs: list[_Job], exc: sqlite3.Error, what: str) -> None:
         err = _unavailable(exc, what)
         self._deliver([(job, None, err) for job in jobs])
-
-    def _undo_unit(self, exc: Exception) -> Exception | None:
-        """Roll back the failed unit; return the cause if the whole batch is gone."""
-        conn = self._conn
-        if not conn.in_transaction:
-            # SQLite abandoned the whole transaction on its own (FULL, IOERR, ...).
-            return exc
-        try:
-            conn.execute("ROLLBACK TO unit")
-            conn.execute("RELEASE unit")
-        except sqlite3.Error as undo_exc:
-            return undo_exc
-        return None
 
     def _rollback(self) -> None:
         if self._conn.in_transaction:

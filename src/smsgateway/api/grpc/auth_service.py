@@ -7,6 +7,7 @@ from typing import Any
 from google.protobuf.descriptor import ServiceDescriptor
 
 from ...core.auth import AuthService
+from ...core.ratelimit import LoginGuard
 from .gen import auth_pb2
 from .rpc import Access, Caller, Rpc
 
@@ -14,8 +15,9 @@ from .rpc import Access, Caller, Rpc
 class AuthServicer:
     descriptor: ServiceDescriptor = auth_pb2.DESCRIPTOR.services_by_name["Auth"]
 
-    def __init__(self, auth: AuthService) -> None:
+    def __init__(self, auth: AuthService, login_guard: LoginGuard) -> None:
         self.auth = auth
+        self.login_guard = login_guard
 
     def rpcs(self) -> list[Rpc[Any, Any]]:
         pb = auth_pb2
@@ -46,7 +48,9 @@ class AuthServicer:
         )
 
     async def login(self, request: auth_pb2.LoginRequest, caller: Caller) -> auth_pb2.LoginResponse:
-        token = await self.auth.login(request.email, request.password, request.app_id)
+        # The same failed-login allowance per email and per address as REST's login.
+        with self.login_guard.attempt(request.email, caller.ip, caller.scope):
+            token = await self.auth.login(request.email, request.password, request.app_id)
         return auth_pb2.LoginResponse(token=token, error="")
 
     async def is_admin(

@@ -17,19 +17,21 @@ import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Generic, TypeVar
 from urllib.parse import unquote
 
+import grpc
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-import grpc
-
 from ...core.admin import AdminKey
 from ...core.auth import AuthService, Principal
 from ...core.errors import GatewayError, Internal, InvalidRequest
+from ...core.ops import OpsService
+from ...core.ratelimit import QUOTA_SCOPE_KEY
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +50,15 @@ class Access(enum.Enum):
     TOKEN = "token"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Caller:
     """Who is calling: the peer's address and, for TOKEN calls, the verified principal."""
 
     ip: str | None
     principal: Principal | None = None
+    # Where the core's rate limiters leave their answer headers, as they do in REST's
+    # ASGI scope; the wrapper sends them back as trailing metadata.
+    scope: dict[str, Any] = field(default_factory=dict)
 
     @property
     def app_id(self) -> int:
@@ -78,6 +83,8 @@ class Guards:
     auth: AuthService
     admin_key: AdminKey
     open_registration: bool
+    # Rate limits (per-app L2 on SmsService, failed-login guard); None in bare setups.
+    ops: OpsService | None = None
 
 
 class GrpcMetrics:
@@ -148,6 +155,7 @@ def metadata_values(context: Context) -> dict[str, str]:
     return found
 
 
+@lru_cache(maxsize=4096)
 def peer_ip(peer: str) -> str | None:
     """The address in `context.peer()` ("ipv4:1.2.3.4:5", "ipv6:[::1]:5"), or None.
 
@@ -179,23 +187,29 @@ def method_handler(
     label = f"{service}/{rpc.name}"
     latency = metrics.latency.labels(label)
     counter = metrics.requests
+    ok = counter.labels(label, "OK")  # the hot path skips the label lookup
 
-    async def authenticate(context: Context) -> Principal | None:
+    async def authenticate(context: Context, caller: Caller) -> None:
         if rpc.access is Access.PUBLIC:
-            return None
+            return
         md = metadata_values(context)
         if rpc.access is Access.ADMIN:
             if not guards.open_registration:
                 guards.admin_key.check(md.get("x-admin-key"))
-            return None
-        return await guards.auth.verify_token(md.get("authorization"), md.get("x-app-id"))
+            return
+        principal = await guards.auth.verify_token(md.get("authorization"), md.get("x-app-id"))
+        caller.principal = principal
+        # JWT first, then the app's own limit: the order REST keeps on /api/v1/sms/*.
+        if guards.ops is not None:
+            guards.ops.app_limits.check(principal.app_id, caller.scope)
 
     async def behavior(raw: bytes, context: Context) -> Resp:
         started = time.perf_counter()
+        caller = Caller(peer_ip(context.peer()))
         try:
-            principal = await authenticate(context)
+            await authenticate(context, caller)
             request = decode(raw, rpc.request_type)
-            response = await rpc.handler(request, Caller(peer_ip(context.peer()), principal))
+            response = await rpc.handler(request, caller)
         except GatewayError as exc:
             error = exc
         except Exception:
@@ -203,14 +217,22 @@ def method_handler(
             error = Internal()
         else:
             latency.observe(time.perf_counter() - started)
-            counter.labels(label, "OK").inc()
+            ok.inc()
+            if caller.scope:
+                context.set_trailing_metadata(_quota_metadata(caller.scope))
             return response
         code = grpc.StatusCode[error.grpc_status]
         latency.observe(time.perf_counter() - started)
         counter.labels(label, code.name).inc()
         # Same text as the REST face's {"error": ...}: the catalogue owns the wording.
-        await context.abort(code, error.message)
+        await context.abort(code, error.message, _quota_metadata(caller.scope))
 
     return grpc.unary_unary_rpc_method_handler(
         behavior, response_serializer=rpc.response_type.SerializeToString
     )
+
+
+def _quota_metadata(scope: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The limiter's answer headers (X-RateLimit-*, Retry-After) as metadata keys."""
+    quota: dict[str, Any] = scope.get(QUOTA_SCOPE_KEY) or {}
+    return tuple((name.lower(), str(value)) for name, value in quota.items())

@@ -11,12 +11,12 @@ import logging
 from pathlib import Path
 from typing import Any, Protocol
 
+import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-import grpc
-
+from ...core.ratelimit import LoginGuard
 from ...settings import ServerSettings, SettingsError
 from ..rest import Services
 from .auth_service import AuthServicer
@@ -67,7 +67,9 @@ class GrpcServer:
         self.port = 0
 
     def _servicers(self) -> list[Servicer]:
-        return [AuthServicer(self._services.auth), SmsServicer(self._services.messages)]
+        ops = self._services.ops
+        guard = ops.login_guard if ops is not None else LoginGuard.off()
+        return [AuthServicer(self._services.auth, guard), SmsServicer(self._services.messages)]
 
     def _register(self, server: grpc.aio.Server, servicer: Servicer, guards: Guards) -> str:
         name = servicer.descriptor.full_name
@@ -107,6 +109,7 @@ class GrpcServer:
             auth=self._services.auth,
             admin_key=self._services.admin_key,
             open_registration=settings.auth.open_registration,
+            ops=self._services.ops,
         )
         names = [self._register(server, s, guards) for s in self._servicers()]
         health_servicer = health.aio.HealthServicer()

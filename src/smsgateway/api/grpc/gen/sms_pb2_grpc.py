@@ -5,7 +5,7 @@ import warnings
 
 from . import sms_pb2 as sms__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.78.2'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -25,7 +25,7 @@ if _version_not_supported:
     )
 
 
-class SmsServiceStub:
+class SmsServiceStub(object):
     """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
@@ -51,7 +51,7 @@ class SmsServiceStub:
                 _registered_method=True)
 
 
-class SmsServiceServicer:
+class SmsServiceServicer(object):
     """Missing associated documentation comment in .proto file."""
 
     def SendMessage(self, request, context):
@@ -98,7 +98,7 @@ def add_SmsServiceServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class SmsService:
+class SmsService(object):
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod
