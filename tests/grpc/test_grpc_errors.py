@@ -10,21 +10,12 @@ from typing import Any
 
 import grpc
 import pytest
-from conftest import (
-    ADMIN_KEY,
-    ADMIN_MD,
-    PASSWORD,
-    GrpcGateway,
-    Metadata,
-    dead_link,
-    link_to,
-    make_settings,
-    send_request,
-    wait_bound,
-)
+from grpckit import ADMIN_MD, GrpcGateway, Metadata, make_settings, send_request
 
+from gwkit import ADMIN_KEY, PASSWORD, dead_link, link_to
 from smsgateway.api.grpc.gen import auth_pb2, sms_pb2
 from smsgateway.core.errors import catalogue
+from smsgateway.settings_ops import RateLimitSettings
 
 Code = grpc.StatusCode
 SEND = "/sms.v1.SmsService/SendMessage"
@@ -278,7 +269,35 @@ async def test_allow_listed_peer_may_send(tmp_path: Path, make_sim, make_gateway
     """The peer address from context.peer() is what the allow-list sees."""
     sim = await make_sim()
     gw = await make_gateway(make_settings(tmp_path, [link_to(sim, allowed_ips=["127.0.0.1/32"])]))
-    await wait_bound(gw)
+    await gw.bound()
     md = await gw.user("allowed@example.com")
     sent = await gw.sms.SendMessage(send_request(), metadata=md)
     assert sent.success and sent.status == "submitted"
+
+
+async def test_rate_limits_apply_to_grpc_too(tmp_path: Path, make_gateway) -> None:
+    """The per-app limit and the failed-login guard are the core's, whichever face."""
+    limits = RateLimitSettings(app_rps=0.01, app_burst=2, login_per_minute=1, login_burst=2)
+    gw = await make_gateway(make_settings(tmp_path, [dead_link(1)], ratelimit=limits))
+    md = await gw.user("limited@example.com")
+    for _ in range(2):
+        await gw.sms.CheckESME(sms_pb2.CheckESMERequest(esme=1), metadata=md)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await gw.sms.CheckESME(sms_pb2.CheckESMERequest(esme=1), metadata=md)
+    assert (err.value.code(), err.value.details()) == (
+        Code.RESOURCE_EXHAUSTED,
+        "rate limit exceeded",
+    )
+    trailers = {k: v for k, v in err.value.trailing_metadata() or ()}
+    assert trailers["x-ratelimit-limit"] and int(trailers["retry-after"]) >= 1
+    # The bucket is the app's, not the face's: REST is refused as well.
+    status, text = await rest_error(gw, "/api/v1/sms/check-esme", {"esme": 1}, md)
+    assert (status, text) == (429, "rate limit exceeded")
+
+    wrong = auth_pb2.LoginRequest(email="limited@example.com", password="wrong-password", app_id=1)
+    for _ in range(2):
+        assert (await failure(gw.auth.Login(wrong)))[0] == Code.UNAUTHENTICATED
+    assert await failure(gw.auth.Login(wrong)) == (
+        Code.RESOURCE_EXHAUSTED,
+        "too many login attempts, try again later",
+    )

@@ -7,16 +7,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import (
-    ADMIN_MD,
-    PASSWORD,
-    eventually,
-    link_to,
-    make_settings,
-    send_request,
-    wait_bound,
-)
+from grpckit import ADMIN_MD, make_settings, send_request
 
+from gwkit import PASSWORD, eventually, link_to
 from smsgateway.api.grpc.gen import auth_pb2, sms_pb2
 from smsgateway.smpp.text import decode_short_message
 
@@ -26,7 +19,7 @@ LONG_TEXT = ("Grüße aus Zürich 👋 " * 21)[:400]  # UCS-2, emoji straddle pa
 async def test_integration_flow_of_document_000(tmp_path: Path, make_sim, make_gateway) -> None:
     sim = await make_sim()
     gw = await make_gateway(make_settings(tmp_path, [link_to(sim)]))
-    await wait_bound(gw)
+    await gw.bound()
 
     # 1. Register, with the admin key in metadata.
     reg = await gw.auth.Register(
@@ -105,7 +98,7 @@ async def test_both_faces_share_one_pipeline(tmp_path: Path, make_sim, make_gate
     """A message sent over gRPC is the same record REST reports, and vice versa."""
     sim = await make_sim()
     gw = await make_gateway(make_settings(tmp_path, [link_to(sim)]))
-    await wait_bound(gw)
+    await gw.bound()
     md = await gw.user("both@example.com")
     headers = {"Authorization": md[0][1], "X-App-ID": md[1][1]}
 
@@ -135,7 +128,7 @@ async def _info_if(gw, md, message_id: str, status: str) -> sms_pb2.SmsInfoRespo
 async def test_transaction_id_makes_retries_safe(tmp_path: Path, make_sim, make_gateway) -> None:
     sim = await make_sim()
     gw = await make_gateway(make_settings(tmp_path, [link_to(sim)]))
-    await wait_bound(gw)
+    await gw.bound()
     md = await gw.user("idem@example.com")
     request = send_request(message="once only", transaction_id="tx-42")
     first = await gw.sms.SendMessage(request, metadata=md)
@@ -169,7 +162,7 @@ async def test_transaction_id_makes_retries_safe(tmp_path: Path, make_sim, make_
 async def test_an_app_sees_only_its_own_messages(tmp_path: Path, make_sim, make_gateway) -> None:
     sim = await make_sim()
     gw = await make_gateway(make_settings(tmp_path, [link_to(sim)]))
-    await wait_bound(gw)
+    await gw.bound()
     alice = await gw.user("alice@example.com")
     mallory = await gw.user("mallory@example.com")
     sent = await gw.sms.SendMessage(send_request(source="Alice"), metadata=alice)
@@ -186,7 +179,7 @@ async def test_smsc_refusal_answers_ok_with_success_false(
 ) -> None:
     sim = await make_sim(fail_rate=1.0)
     gw = await make_gateway(make_settings(tmp_path, [link_to(sim)]))
-    await wait_bound(gw)
+    await gw.bound()
     md = await gw.user("refused@example.com")
     call = gw.sms.SendMessage(send_request(message="no"), metadata=md)
     sent = await call
@@ -195,9 +188,8 @@ async def test_smsc_refusal_answers_ok_with_success_false(
     assert sent.error == "ESME_RSUBMITFAIL"
     assert sent.status == "rejected"
     assert sent.message_id
-    # eventually: the part's outcome is committed a moment after the answer (reported:
-    # core writes it without waiting), so an immediate SmsInfo may still say queued.
-    info = await eventually(lambda: _info_if(gw, md, sent.message_id, "rejected"))
+    # Read-your-writes: the answer waited for the outcome's commit.
+    info = await gw.sms.SmsInfo(sms_pb2.SmsInfoRequest(message_id=sent.message_id), metadata=md)
     assert (info.status, info.error) == ("rejected", "ESME_RSUBMITFAIL")
 
 

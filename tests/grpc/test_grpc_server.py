@@ -11,13 +11,13 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
-from conftest import make_settings, send_request
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpckit import make_settings, send_request
 
 from smsgateway.api.grpc.gen import auth_pb2, auth_pb2_grpc, sms_pb2
 from smsgateway.api.grpc.rpc import WrongFieldType, decode, peer_ip
@@ -104,7 +104,7 @@ async def test_port_in_use_fails_loudly(tmp_path: Path, make_gateway) -> None:
     first = await make_gateway(make_settings(tmp_path / "a", []))
     second = Runtime(make_settings(tmp_path / "b", [], grpc_port=first.runtime.grpc_port))
     try:
-        with pytest.raises(RuntimeError, match="(?i)bind"):
+        with pytest.raises(RuntimeError, match=r"(?i)bind"):
             await second.start()
     finally:
         await second.stop()
