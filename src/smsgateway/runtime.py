@@ -17,7 +17,8 @@ import uvicorn
 from argon2 import PasswordHasher
 
 from .api.grpc.server import GrpcServer
-from .api.rest import Services, build_app
+from .api.rest import build_app
+from .api.services import Services
 from .core.admin import AdminKey
 from .core.auth import AuthService
 from .core.channels import PartOutcome, SendJob, SmppLink
@@ -122,7 +123,7 @@ class Runtime:
             settings=s,
             auth=self.auth,
             messages=self.messages,
-            admin_key=AdminKey(s.auth.admin_api_key),
+            admin_key=AdminKey(s.auth.admin_api_key, open_registration=s.auth.open_registration),
             metrics=METRICS,
             ops=self.ops,
         )

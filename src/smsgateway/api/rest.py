@@ -10,7 +10,6 @@ import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -23,16 +22,13 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from .. import __version__
-from ..core.admin import AdminKey
-from ..core.auth import AuthService, Principal
-from ..core.errors import GatewayError, InvalidRequest
-from ..core.messages import MessageService, SendRequest
-from ..core.metrics import Metrics
-from ..core.ops import OpsService
+from ..core.auth import Principal
+from ..core.errors import GatewayError
+from ..core.messages import SendRequest
 from ..core.ratelimit import QUOTA_SCOPE_KEY, LoginGuard
-from ..settings import Settings
 from .http import client_ip, decode_json, json_response, read_body
 from .ops import ops_routes
+from .services import Services
 
 log = logging.getLogger(__name__)
 
@@ -74,17 +70,6 @@ class EsmeBody(msgspec.Struct):
 class InfoBody(msgspec.Struct):
     message_id: str
     esme: int = 0
-
-
-@dataclass
-class Services:
-    settings: Settings
-    auth: AuthService
-    messages: MessageService
-    admin_key: AdminKey
-    metrics: Metrics
-    # Dashboard, settings, link control, admin panel, rate limits (core/ops.py).
-    ops: OpsService | None = None
 
 
 class NativeApi:
@@ -149,8 +134,7 @@ class NativeApi:
         self.s.admin_key.check(request.headers.get("x-admin-key"))
 
     def _admin_unless_open(self, request: Request) -> None:
-        if not self.s.settings.auth.open_registration:
-            self._admin(request)
+        self.s.admin_key.check_unless_open(request.headers.get("x-admin-key"))
 
     # -- monitoring ------------------------------------------------------------------
 
@@ -192,14 +176,12 @@ class NativeApi:
         self._admin_unless_open(request)
         body = await self._body(request, UserIdBody)
         assert isinstance(body, UserIdBody)
-        _positive(body.user_id, "user_id")
         return json_response({"is_admin": await self.s.auth.is_admin(body.user_id), "error": ""})
 
     async def delete(self, request: Request) -> Response:
         self._admin_unless_open(request)
         body = await self._body(request, UserIdBody)
         assert isinstance(body, UserIdBody)
-        _positive(body.user_id, "user_id")
         await self.s.auth.delete_user(body.user_id)
         return json_response({"result": True, "error": ""})
 
@@ -236,12 +218,10 @@ class NativeApi:
         principal = await self._sms_principal(request)
         body = await self._body(request, InfoBody)
         assert isinstance(body, InfoBody)
-        if body.esme:
-            self.s.messages.router.resolve(
-                body.esme, client_ip(request, self.trusted), require_enabled=False
-            )
         return json_response(
-            await self.s.messages.info(principal.app_id, body.esme, body.message_id)
+            await self.s.messages.info(
+                principal.app_id, body.esme, body.message_id, client_ip(request, self.trusted)
+            )
         )
 
     # -- routes ----------------------------------------------------------------------
@@ -268,11 +248,6 @@ class NativeApi:
 
 
 _NO_GUARD = LoginGuard.off()
-
-
-def _positive(value: int, name: str) -> None:
-    if value <= 0 or value > 2**63 - 1:
-        raise InvalidRequest(f"{name} must be a positive integer")
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

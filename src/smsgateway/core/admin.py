@@ -8,8 +8,9 @@ from .errors import AdminKeyNotConfigured, InvalidAdminKey
 
 
 class AdminKey:
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, *, open_registration: bool = False) -> None:
         self._key = key.encode()
+        self.open_registration = open_registration
 
     @property
     def configured(self) -> bool:
@@ -21,3 +22,8 @@ class AdminKey:
             raise AdminKeyNotConfigured()
         if presented is None or not hmac.compare_digest(presented.encode(), self._key):
             raise InvalidAdminKey()
+
+    def check_unless_open(self, presented: str | None) -> None:
+        """For register / validate / delete: the key, unless registration is open."""
+        if not self.open_registration:
+            self.check(presented)

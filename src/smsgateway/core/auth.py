@@ -397,7 +397,7 @@ class AuthService:
     @staticmethod
     def _check_id(user_id: int) -> None:
         if not 0 < user_id <= _MAX_ID:
-            raise InvalidRequest("invalid user_id")
+            raise InvalidRequest("user_id must be a positive integer")
 
     async def is_admin(self, user_id: int) -> bool:
         self._check_id(user_id)

@@ -451,7 +451,16 @@ class MessageService:
 
     # -- info / check ----------------------------------------------------------------
 
-    async def info(self, app_id: int, esme: int, message_id: str) -> MessageInfo:
+    async def info(
+        self, app_id: int, esme: int, message_id: str, client_ip: str | None = None
+    ) -> MessageInfo:
+        """A message's delivery state, for its own app only.
+
+        Naming a link (`esme`, optional as in 000) obliges the caller to be allowed on
+        it, as sending through it would.
+        """
+        if esme:
+            self.router.resolve(esme, client_ip, require_enabled=False)
         if not isinstance(message_id, str) or not message_id or len(message_id) > 64:
             raise InvalidRequest("message_id is required")
         row: MessageWithParts | None = await self.store.get_message(app_id, message_id)

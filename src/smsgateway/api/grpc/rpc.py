@@ -44,7 +44,7 @@ class Access(enum.Enum):
     """Which credential a call needs (the same split as the REST routes)."""
 
     PUBLIC = "public"
-    # The shared admin key in `x-admin-key`, unless `auth.open_registration` is set.
+    # The shared admin key in `x-admin-key` (AdminKey knows about open registration).
     ADMIN = "admin"
     # `authorization: Bearer <jwt>` with `x-app-id`.
     TOKEN = "token"
@@ -82,7 +82,6 @@ class Guards:
 
     auth: AuthService
     admin_key: AdminKey
-    open_registration: bool
     # Rate limits (per-app L2 on SmsService, failed-login guard); None in bare setups.
     ops: OpsService | None = None
 
@@ -194,8 +193,7 @@ def method_handler(
             return
         md = metadata_values(context)
         if rpc.access is Access.ADMIN:
-            if not guards.open_registration:
-                guards.admin_key.check(md.get("x-admin-key"))
+            guards.admin_key.check_unless_open(md.get("x-admin-key"))
             return
         principal = await guards.auth.verify_token(md.get("authorization"), md.get("x-app-id"))
         caller.principal = principal

@@ -18,7 +18,7 @@ from grpc_reflection.v1alpha import reflection
 
 from ...core.ratelimit import LoginGuard
 from ...settings import ServerSettings, SettingsError
-from ..rest import Services
+from ..services import Services
 from .auth_service import AuthServicer
 from .rpc import GrpcMetrics, Guards, Rpc, method_handler
 from .sms_service import SmsServicer
@@ -108,7 +108,6 @@ class GrpcServer:
         guards = Guards(
             auth=self._services.auth,
             admin_key=self._services.admin_key,
-            open_registration=settings.auth.open_registration,
             ops=self._services.ops,
         )
         names = [self._register(server, s, guards) for s in self._servicers()]

@@ -70,12 +70,7 @@ class SmsServicer:
     async def sms_info(
         self, request: sms_pb2.SmsInfoRequest, caller: Caller
     ) -> sms_pb2.SmsInfoResponse:
-        if request.esme:
-            # Mirrors the REST handler: naming a link obliges the caller to be allowed
-            # on it. This belongs in MessageService.info (reported to the lead) so the
-            # rule lives once; until then both faces make the same call.
-            self.messages.router.resolve(request.esme, caller.ip, require_enabled=False)
-        info = await self.messages.info(caller.app_id, request.esme, request.message_id)
+        info = await self.messages.info(caller.app_id, request.esme, request.message_id, caller.ip)
         return sms_pb2.SmsInfoResponse(
             message_id=info.message_id,
             mode=info.mode,
