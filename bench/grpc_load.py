@@ -191,6 +191,36 @@ async def grpc_sender(port: int, token: str, app_id: int, tag: str) -> tuple[Sen
     return send, channel.close
 
 
+async def grpc_batch_sender(
+    port: int, token: str, app_id: int, tag: str, batch: int
+) -> tuple[Send, Any]:
+    """`send(i)` sends messages i*batch .. i*batch+batch-1 in one SendMessages call."""
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    stub = sms_pb2_grpc.SmsServiceStub(channel)
+    md = (("authorization", f"Bearer {token}"), ("x-app-id", str(app_id)))
+
+    async def send(i: int) -> bool:
+        first = i * batch
+        reply = await stub.SendMessages(
+            sms_pb2.SendMessagesRequest(
+                messages=[
+                    sms_pb2.SendMessageRequest(
+                        esme=1,
+                        source="Bench",
+                        destination=f"+4477{k:08d}",
+                        message=TEXT,
+                        transaction_id=f"{tag}-{k}",
+                    )
+                    for k in range(first, first + batch)
+                ]
+            ),
+            metadata=md,
+        )
+        return all(r.success and r.status == "submitted" for r in reply.results)
+
+    return send, channel.close
+
+
 class HttpConnection:
     """One keep-alive HTTP/1.1 connection: request, read headers, read Content-Length."""
 
@@ -256,7 +286,9 @@ async def drive(send: Send, start: int, n: int, c: int) -> tuple[float, list[flo
             t0 = time.perf_counter()
             try:
                 ok = await send(i)
-            except Exception:
+            except Exception as exc:
+                if not failures:
+                    print(f"first failure: {exc!r}"[:300], flush=True)
                 ok = False
             latencies.append(time.perf_counter() - t0)
             failures += not ok
@@ -267,18 +299,31 @@ async def drive(send: Send, start: int, n: int, c: int) -> tuple[float, list[flo
 
 
 def client_process(
-    face: str, port: int, token: str, app_id: int, tag: str, start: int, n: int, c: int
+    face: str,
+    port: int,
+    token: str,
+    app_id: int,
+    tag: str,
+    start: int,
+    n: int,
+    c: int,
+    batch: int = 1,
 ) -> tuple[float, list[float], int, float]:
     """One load-generating process: (seconds, latencies, failures, its own CPU seconds)."""
 
     async def run() -> tuple[float, list[float], int, float]:
+        calls = n
         if face == "grpc":
             send, close = await grpc_sender(port, token, app_id, tag)
+        elif face == "grpc-batch":
+            send, close = await grpc_batch_sender(port, token, app_id, tag, batch)
+            calls = n // batch  # latencies below are per call of `batch` messages
         else:
             send, close = await rest_sender(port, token, app_id, tag, c)
-        await drive(send, start + 10**7, min(200, n), c)  # warm-up, not counted
+        warm = min(200, n) if face != "grpc-batch" else max(1, 200 // batch)
+        await drive(send, (start + 10**7) // batch, warm, c)  # warm-up, not counted
         cpu0 = time.process_time()
-        seconds, latencies, failures = await drive(send, start, n, c)
+        seconds, latencies, failures = await drive(send, start // batch, calls, c)
         cpu = time.process_time() - cpu0
         await close()
         return seconds, latencies, failures, cpu
@@ -296,16 +341,28 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def one_run(face: str, n: int, c: int, clients: int, window: int) -> dict[str, float]:
+def one_run(
+    face: str, n: int, c: int, clients: int, window: int, batch: int = 1
+) -> dict[str, float]:
     stack = Stack.start(window)
     try:
         token, app_id = asyncio.run(login(stack.grpc_port))
-        port = stack.grpc_port if face == "grpc" else stack.rest_port
+        port = stack.rest_port if face == "rest" else stack.grpc_port
         gw = psutil.Process(stack.gateway.pid)
         cpu0 = sum(gw.cpu_times()[:2])
         share, extra = divmod(n, clients)
         jobs = [
-            (face, port, token, app_id, f"{face}{k}", k * 10**8, share + (k < extra), c // clients)
+            (
+                face,
+                port,
+                token,
+                app_id,
+                f"{face}{k}",
+                k * 10**8,
+                share + (k < extra),
+                c // clients,
+                batch,
+            )
             for k in range(clients)
         ]
         with multiprocessing.get_context("spawn").Pool(clients) as pool:
@@ -314,7 +371,10 @@ def one_run(face: str, n: int, c: int, clients: int, window: int) -> dict[str, f
         latencies = [x for r in results for x in r[1]]
         failures = sum(r[2] for r in results)
         client_cpu = sum(r[3] for r in results)
-        expected = n + sum(min(200, j[6]) for j in jobs)
+        warmups = [
+            min(200, j[6]) if face != "grpc-batch" else max(1, 200 // batch) * batch for j in jobs
+        ]
+        expected = n + sum(warmups)
         deadline = time.monotonic() + 60
         while (matched := stack.receipts()) < expected and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -338,22 +398,29 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=10000, help="messages per run")
     parser.add_argument("-c", type=int, default=32, help="calls in flight")
-    parser.add_argument("--face", choices=("grpc", "rest", "both"), default="both")
+    parser.add_argument(
+        "--face", choices=("grpc", "rest", "both", "grpc-batch", "all"), default="both"
+    )
+    parser.add_argument(
+        "--batch", type=int, default=50, help="messages per SendMessages call (grpc-batch)"
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=1, help="client processes")
     parser.add_argument("--window", type=int, default=50, help="SMPP window of the link")
     args = parser.parse_args()
     if args.n < 1 or args.c < args.clients:
         parser.error("need -n >= 1 and -c >= --clients")
-    faces = ["grpc", "rest"] if args.face == "both" else [args.face]
+    faces = {"both": ["grpc", "rest"], "all": ["grpc", "grpc-batch", "rest"]}.get(
+        args.face, [args.face]
+    )
     figures: dict[str, list[float]] = {f: [] for f in faces}
     print(f"cpus={os.cpu_count()} n={args.n} c={args.c} clients={args.clients}", flush=True)
     for round_no in range(args.rounds):
         for face in faces:
-            r = one_run(face, args.n, args.c, args.clients, args.window)
+            r = one_run(face, args.n, args.c, args.clients, args.window, args.batch)
             figures[face].append(r["msgs_per_s"])
             print(
-                f"round {round_no + 1} {face:4s}: {r['msgs_per_s']:7.0f} msgs/s  "
+                f"round {round_no + 1} {face:10s}: {r['msgs_per_s']:7.0f} msgs/s  "
                 f"p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
                 f"CPU/msg gateway {r['cpu_us_per_msg']:4.0f} us client "
                 f"{r['client_cpu_us_per_msg']:4.0f} us  failures {r['failures']:.0f}  "
@@ -362,7 +429,10 @@ def main() -> int:
             )
     for face in faces:
         print(f"median {face}: {statistics.median(figures[face]):.0f} msgs/s")
-    if len(faces) == 2:
+    if "grpc-batch" in faces and "rest" in faces:
+        ratio = statistics.median(figures["grpc-batch"]) / statistics.median(figures["rest"])
+        print(f"grpc-batch/rest throughput: {ratio:.2f} of medians (batch {args.batch})")
+    if "grpc" in faces and "rest" in faces:
         ratio = statistics.median(figures["grpc"]) / statistics.median(figures["rest"])
         # Each round runs the faces back to back, so a round's own ratio cancels most of
         # the drift of a shared, noisy machine; its median is the steadier figure.

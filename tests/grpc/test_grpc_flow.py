@@ -199,3 +199,46 @@ async def test_open_registration_needs_no_admin_key(tmp_path: Path, make_sim, ma
     assert reg.user_id > 0
     admin = await gw.auth.IsAdmin(auth_pb2.IsAdminRequest(user_id=reg.user_id))
     assert admin.is_admin is False
+
+
+async def test_send_messages_batch(tmp_path: Path, make_sim, make_gateway) -> None:
+    sim = await make_sim()
+    gw = await make_gateway(make_settings(tmp_path, [link_to(sim)]))
+    await gw.bound()
+    md = await gw.user("batch@example.com")
+    batch = sms_pb2.SendMessagesRequest(
+        messages=[send_request(message=f"batch {i}", transaction_id=f"b-{i}") for i in range(20)]
+        + [send_request(destination="not-a-number"), send_request(esme=999)]
+    )
+    answer = await gw.sms.SendMessages(batch, metadata=md)
+    assert len(answer.results) == 22
+    sent = answer.results[:20]
+    assert all(r.success and r.status == "submitted" and len(r.sms_ids) == 1 for r in sent)
+    assert [r.transaction_id for r in sent] == [f"b-{i}" for i in range(20)]
+    assert len({r.message_id for r in sent}) == 20
+    bad_address, unknown_esme = answer.results[20:]
+    assert not bad_address.success and not bad_address.message_id
+    assert bad_address.error.startswith("destination must be")
+    assert (unknown_esme.success, unknown_esme.error) == (False, "unknown esme")
+    # Exactly the 20 good ones reached the SMSC, each once.
+    assert sim.submits == 20
+    assert sorted(m[2].short_message for m in sim.messages) == sorted(
+        f"batch {i}".encode() for i in range(20)
+    )
+
+    # The same batch again: every transaction_id answers its first answer, nothing resent.
+    again = await gw.sms.SendMessages(
+        sms_pb2.SendMessagesRequest(messages=list(batch.messages)[:20]), metadata=md
+    )
+    assert list(again.results) == list(sent)
+    assert sim.submits == 20
+
+    too_many = sms_pb2.SendMessagesRequest(messages=[send_request()] * 1001)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await gw.sms.SendMessages(too_many, metadata=md)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details() == "at most 1000 messages per call"
+
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await gw.sms.SendMessages(batch)  # no credentials
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED

@@ -6,13 +6,17 @@ An SMSC refusal is an answer, not a failed call: SendMessage returns OK with
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from google.protobuf.descriptor import ServiceDescriptor
 
+from ...core.errors import GatewayError, InvalidRequest
 from ...core.messages import MessageService, SendRequest
 from .gen import sms_pb2
 from .rpc import Access, Caller, Rpc
+
+MAX_BATCH = 1000
 
 
 class SmsServicer:
@@ -39,9 +43,48 @@ class SmsServicer:
                 pb.CheckESMEResponse,
                 self.check_esme,
             ),
+            Rpc(
+                "SendMessages",
+                Access.TOKEN,
+                pb.SendMessagesRequest,
+                pb.SendMessagesResponse,
+                self.send_messages,
+            ),
         ]
 
     async def send_message(
+        self, request: sms_pb2.SendMessageRequest, caller: Caller
+    ) -> sms_pb2.SendMessageResponse:
+        return await self._send(request, caller)
+
+    async def send_messages(
+        self, request: sms_pb2.SendMessagesRequest, caller: Caller
+    ) -> sms_pb2.SendMessagesResponse:
+        """Each message goes through the same path as SendMessage, concurrently.
+
+        A message the core refuses (validation, routing) becomes a result with
+        success = false instead of failing the call, so one bad entry cannot cost the
+        caller the answers for all the others it did send.
+        """
+        if len(request.messages) > MAX_BATCH:
+            raise InvalidRequest(f"at most {MAX_BATCH} messages per call")
+        results = await asyncio.gather(*(self._send_one(m, caller) for m in request.messages))
+        return sms_pb2.SendMessagesResponse(results=results)
+
+    async def _send_one(
+        self, request: sms_pb2.SendMessageRequest, caller: Caller
+    ) -> sms_pb2.SendMessageResponse:
+        try:
+            return await self._send(request, caller)
+        except GatewayError as exc:
+            return sms_pb2.SendMessageResponse(
+                success=False,
+                error=exc.message,
+                esme=request.esme,
+                transaction_id=request.transaction_id,
+            )
+
+    async def _send(
         self, request: sms_pb2.SendMessageRequest, caller: Caller
     ) -> sms_pb2.SendMessageResponse:
         result = await self.messages.submit(

@@ -49,6 +49,11 @@ class SmsServiceStub(object):
                 request_serializer=sms__pb2.CheckESMERequest.SerializeToString,
                 response_deserializer=sms__pb2.CheckESMEResponse.FromString,
                 _registered_method=True)
+        self.SendMessages = channel.unary_unary(
+                '/sms.v1.SmsService/SendMessages',
+                request_serializer=sms__pb2.SendMessagesRequest.SerializeToString,
+                response_deserializer=sms__pb2.SendMessagesResponse.FromString,
+                _registered_method=True)
 
 
 class SmsServiceServicer(object):
@@ -72,6 +77,14 @@ class SmsServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SendMessages(self, request, context):
+        """Up to 1000 messages in one call, each handled exactly as SendMessage handles one
+        (its own validation, transaction_id and answer); one RPC's overhead for all.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SmsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -89,6 +102,11 @@ def add_SmsServiceServicer_to_server(servicer, server):
                     servicer.CheckESME,
                     request_deserializer=sms__pb2.CheckESMERequest.FromString,
                     response_serializer=sms__pb2.CheckESMEResponse.SerializeToString,
+            ),
+            'SendMessages': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendMessages,
+                    request_deserializer=sms__pb2.SendMessagesRequest.FromString,
+                    response_serializer=sms__pb2.SendMessagesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -172,6 +190,33 @@ class SmsService(object):
             '/sms.v1.SmsService/CheckESME',
             sms__pb2.CheckESMERequest.SerializeToString,
             sms__pb2.CheckESMEResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendMessages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sms.v1.SmsService/SendMessages',
+            sms__pb2.SendMessagesRequest.SerializeToString,
+            sms__pb2.SendMessagesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -40,6 +40,10 @@ class SmsServiceStub:
     SendMessage: _grpc.UnaryUnaryMultiCallable[_sms_pb2.SendMessageRequest, _sms_pb2.SendMessageResponse]
     SmsInfo: _grpc.UnaryUnaryMultiCallable[_sms_pb2.SmsInfoRequest, _sms_pb2.SmsInfoResponse]
     CheckESME: _grpc.UnaryUnaryMultiCallable[_sms_pb2.CheckESMERequest, _sms_pb2.CheckESMEResponse]
+    SendMessages: _grpc.UnaryUnaryMultiCallable[_sms_pb2.SendMessagesRequest, _sms_pb2.SendMessagesResponse]
+    """Up to 1000 messages in one call, each handled exactly as SendMessage handles one
+    (its own validation, transaction_id and answer); one RPC's overhead for all.
+    """
 
 @_typing.type_check_only
 class SmsServiceAsyncStub(SmsServiceStub):
@@ -47,6 +51,10 @@ class SmsServiceAsyncStub(SmsServiceStub):
     SendMessage: _aio.UnaryUnaryMultiCallable[_sms_pb2.SendMessageRequest, _sms_pb2.SendMessageResponse]  # type: ignore[assignment]
     SmsInfo: _aio.UnaryUnaryMultiCallable[_sms_pb2.SmsInfoRequest, _sms_pb2.SmsInfoResponse]  # type: ignore[assignment]
     CheckESME: _aio.UnaryUnaryMultiCallable[_sms_pb2.CheckESMERequest, _sms_pb2.CheckESMEResponse]  # type: ignore[assignment]
+    SendMessages: _aio.UnaryUnaryMultiCallable[_sms_pb2.SendMessagesRequest, _sms_pb2.SendMessagesResponse]  # type: ignore[assignment]
+    """Up to 1000 messages in one call, each handled exactly as SendMessage handles one
+    (its own validation, transaction_id and answer); one RPC's overhead for all.
+    """
 
 class SmsServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -69,5 +77,15 @@ class SmsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _sms_pb2.CheckESMERequest,
         context: _ServicerContext,
     ) -> _typing.Union[_sms_pb2.CheckESMEResponse, _abc.Awaitable[_sms_pb2.CheckESMEResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SendMessages(
+        self,
+        request: _sms_pb2.SendMessagesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_sms_pb2.SendMessagesResponse, _abc.Awaitable[_sms_pb2.SendMessagesResponse]]:
+        """Up to 1000 messages in one call, each handled exactly as SendMessage handles one
+        (its own validation, transaction_id and answer); one RPC's overhead for all.
+        """
 
 def add_SmsServiceServicer_to_server(servicer: SmsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
