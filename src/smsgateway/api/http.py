@@ -69,6 +69,12 @@ def decode_json(body: bytes, type_: type[T]) -> T:
         raise InvalidRequest(f"invalid request body: {exc}") from None
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"malformed JSON: {exc}") from None
+    except UnicodeDecodeError:
+        # msgspec raises this (not DecodeError) for bad UTF-8 inside a string.
+        raise InvalidRequest("malformed JSON: invalid UTF-8 in a string") from None
+    except RecursionError:
+        # ...and this for nesting deeper than the interpreter's recursion limit.
+        raise InvalidRequest("malformed JSON: nested too deeply") from None
     return result
 
 

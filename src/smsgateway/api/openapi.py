@@ -16,6 +16,7 @@ import msgspec
 from starlette.routing import BaseRoute, Route
 
 from ..core.messages import LinkCheck, MessageInfo, SendResult
+from .ops import FilterBody, ProxyUserBody, ToggleBody
 from .rest import EsmeBody, InfoBody, LoginBody, RegisterBody, SendBody, UserIdBody
 
 
@@ -49,18 +50,6 @@ class Health(msgspec.Struct):
     status: str
 
 
-class ToggleBody(msgspec.Struct):
-    enabled: bool
-    reason: str = ""
-
-
-class ProxyUserBody(msgspec.Struct):
-    email: str
-    password: str
-    app_name: str = ""
-    app_secret: str = ""
-
-
 @dataclass(frozen=True)
 class Op:
     summary: str
@@ -69,6 +58,8 @@ class Op:
     answer: type[Any] | None = None
     ok: int = 200
     errors: tuple[int, ...] = ()
+    query: tuple[str, ...] = ()  # positive integer query parameters
+    upload: str = ""  # a multipart/form-data file field, instead of a JSON body
 
 
 _AUTH_ERRORS = {"jwt": (400, 401, 429), "admin": (401, 503), "admin_or_open": (401, 503)}
@@ -100,13 +91,26 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "Delivery state of a message and each part", "jwt", InfoBody, MessageInfo, 200, (403, 404)
     ),
     ("PUT", "/api/v1/smpp/{id}/toggle"): Op(
-        "Enable or disable a link", "jwt", ToggleBody, None, 200, (400, 404)
+        "Enable or disable a link", "jwt", ToggleBody, None, 200, (400, 404, 503)
     ),
     ("PUT", "/api/v1/admin/smpp/{id}/toggle"): Op(
         "Enable or disable a link", "admin", ToggleBody, None, 200, (400, 404)
     ),
     ("POST", "/api/v1/admin/proxy-users/register"): Op(
         "Create a proxy user with an app", "admin", ProxyUserBody, None, 201, (400,)
+    ),
+    ("POST", "/api/v1/admin/filters"): Op(
+        "Create or replace a filter (CEL rule)", "admin", FilterBody, None, 200, (400,)
+    ),
+    ("DELETE", "/api/v1/admin/filters/{name}"): Op("Delete a filter", "admin", errors=(400, 404)),
+    ("GET", "/api/v1/admin/metrics/campaigns"): Op(
+        "Campaign counts per link, paged", "admin", errors=(400,), query=("page", "limit")
+    ),
+    ("POST", "/api/v1/settings/license/upload"): Op(
+        "Upload a signed license", "jwt", errors=(400, 503), upload="license"
+    ),
+    ("POST", "/api/v1/admin/settings/license/upload"): Op(
+        "Upload a signed license", "admin", errors=(400,), upload="license"
     ),
 }
 for _prefix in ("/api/v1/auth", "/api/v1/user"):
@@ -116,6 +120,8 @@ for _prefix in ("/api/v1/auth", "/api/v1/user"):
     OPERATIONS[("POST", f"{_prefix}/delete")] = _DELETE
 
 _PARAM = re.compile(r"{(\w+)(?::\w+)?}")
+_ID = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
+_TEXT = {"type": "string", "minLength": 1}
 
 
 def _default_op(method: str, path: str) -> Op:
@@ -163,7 +169,9 @@ def build_openapi(routes: list[BaseRoute], *, title: str, version: str) -> dict[
         responses: dict[str, Any] = {
             str(op.ok): {"description": "OK", **({"content": ok_content} if ok_content else {})}
         }
-        for status in sorted({*op.errors, *_AUTH_ERRORS.get(op.auth, ())}):
+        # Every body is read under server.max_body_bytes: 413 above it.
+        too_large = (413,) if op.body is not None or op.upload else ()
+        for status in sorted({*op.errors, *too_large, *_AUTH_ERRORS.get(op.auth, ())}):
             responses[str(status)] = {
                 "description": _REASONS.get(status, "error"),
                 "content": {"application/json": {"schema": {"$ref": ref("ErrorBody")}}},
@@ -178,16 +186,25 @@ def build_openapi(routes: list[BaseRoute], *, title: str, version: str) -> dict[
             "security": _security(op.auth),
             "responses": responses,
         }
-        params = _PARAM.findall(path)
+        # Ids in paths are positive integers; other path parameters (filter names) text.
+        params: list[dict[str, Any]] = [
+            {"name": p, "in": "path", "required": True, "schema": _ID if p == "id" else _TEXT}
+            for p in _PARAM.findall(path)
+        ]
+        params += [{"name": q, "in": "query", "required": False, "schema": _ID} for q in op.query]
         if params:
-            entry["parameters"] = [
-                {"name": p, "in": "path", "required": True, "schema": {"type": "integer"}}
-                for p in params
-            ]
+            entry["parameters"] = params
         if op.body is not None:
             entry["requestBody"] = {
                 "required": True,
                 "content": {"application/json": {"schema": {"$ref": ref(op.body.__name__)}}},
+            }
+        elif op.upload:
+            upload = {"type": "string", "contentMediaType": "application/octet-stream"}
+            form = {"type": "object", "properties": {op.upload: upload}, "required": [op.upload]}
+            entry["requestBody"] = {
+                "required": True,
+                "content": {"multipart/form-data": {"schema": form}},
             }
         paths.setdefault(oapath, {})[method.lower()] = entry
     return {
@@ -213,5 +230,5 @@ _REASONS = {
     413: "Request body too large",
     429: "Rate limit exceeded",
     500: "SMSC refusal or infrastructure failure",
-    503: "Link disabled, or admin key not configured",
+    503: "Link disabled, admin key not configured, or storage unavailable",
 }

@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from .. import __version__
 from ..core.auth import Principal
-from ..core.errors import GatewayError
+from ..core.errors import GatewayError, from_exception
 from ..core.messages import SendRequest
 from ..core.ratelimit import QUOTA_SCOPE_KEY, LoginGuard
 from .http import client_ip, decode_json, json_response, read_body
@@ -97,9 +97,15 @@ class NativeApi:
                 response = await handler(request)
             except GatewayError as exc:
                 response = json_response({"error": exc.message}, exc.http_status)
-            except Exception:
-                log.exception("unhandled error", extra={"route": route})
-                response = json_response({"error": "internal error"}, 500)
+            except Exception as exc:
+                # A store that cannot write (disk full, locked) is a 503 with nothing
+                # written; anything else is a bug: 500, and only the log says more.
+                error = from_exception(exc)
+                if error.http_status == 500:
+                    log.exception("unhandled error", extra={"route": route})
+                else:
+                    log.error("%s: %s", error.message, exc, extra={"route": route})
+                response = json_response({"error": error.message}, error.http_status)
             quota = request.scope.get(QUOTA_SCOPE_KEY)
             if quota is not None:  # rate-limit headers left by a limit check
                 response.raw_headers.extend(

@@ -60,6 +60,9 @@ class SendJob:
     registered_delivery: int
     parts: list[PartSpec]
     campaign: str = ""
+    # The pool the job was routed to (None: sent to a link by name). When its link
+    # goes down, the pool hands the job to a member that can send.
+    pool: SmppPool | None = None
     outcomes: dict[int, PartOutcome] = field(default_factory=dict)
     done: asyncio.Future[list[PartOutcome]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
@@ -224,6 +227,10 @@ class SmppLink:
         log.info("link state", extra={"link_id": self.id, "state": str(state.value)})
         if state == LinkState.BOUND:
             self._wake.set()
+        elif self._pending:
+            # Down: what came through a pool goes to the members still up.
+            for pool in self._pools:
+                pool.rebalance()
 
     # -- sending ---------------------------------------------------------------------
 
@@ -234,9 +241,15 @@ class SmppLink:
             self._pending.append(job)
             self._wake.set()
 
-    def take_pending(self) -> list[SendJob]:
-        jobs = list(self._pending)
-        self._pending.clear()
+    def take_pending(self, pool: SmppPool | None = None) -> list[SendJob]:
+        """Remove and return the queued jobs (only those routed via `pool`, if given)."""
+        if pool is None:
+            jobs = list(self._pending)
+            self._pending.clear()
+            return jobs
+        jobs = [job for job in self._pending if job.pool is pool]
+        if jobs:
+            self._pending = deque(job for job in self._pending if job.pool is not pool)
         return jobs
 
     def _dispatch(self, job: SendJob) -> None:
@@ -295,7 +308,9 @@ class SmppLink:
                     new.append(outcome)
             if new:
                 self._on_outcomes(job, new)
-            if retry:
+            if retry and job.pool is not None and not self.can_send:
+                job.pool.enqueue(job)  # this link is down: another member sends it
+            elif retry:
                 self._pending.appendleft(job)
             elif not job.done.done():
                 job.done.set_result([job.outcomes[p.seq] for p in job.parts])
@@ -361,6 +376,7 @@ class SmppPool:
         return min(ready, key=SmppLink.load)
 
     def enqueue(self, job: SendJob) -> None:
+        job.pool = self
         link = self.pick()
         if link is not None:
             link.enqueue(job)
@@ -373,11 +389,15 @@ class SmppPool:
         return self._pending.popleft() if self._pending else None
 
     def rebalance(self) -> None:
-        """Move work off disabled members so the rest carry it."""
+        """Move work off members that cannot send so the rest carry it: everything
+        queued on a disabled or held member, and this pool's jobs on a member that is
+        down (jobs that named the link itself wait for it)."""
         for member in self.members:
-            if not member.enabled or member.held:
-                for job in member.take_pending():
-                    self.enqueue(job)
+            if member.can_send:
+                continue
+            off = not member.enabled or bool(member.held)
+            for job in member.take_pending(None if off else self):
+                self.enqueue(job)
 
     @property
     def total_tps(self) -> int:

@@ -271,7 +271,15 @@ class PduProtocol(asyncio.Protocol):
         """Send a response (or any PDU whose sequence number is already set)."""
         if self.closing:
             return
-        self.write(self.conn.send(pdu))
+        try:
+            data = self.conn.send(pdu)
+        except LocalProtocolError:
+            # A broken frame later in the same read closed the stream before this
+            # request's answer could go out: there is nobody left to answer.
+            if self.conn.state is ConnectionState.CLOSED:
+                return
+            raise
+        self.write(data)
 
     # --- requests ------------------------------------------------------------------
 

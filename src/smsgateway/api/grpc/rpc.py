@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from ...core.admin import AdminKey
 from ...core.auth import AuthService, Principal
-from ...core.errors import GatewayError, Internal, InvalidRequest
+from ...core.errors import GatewayError, Internal, InvalidRequest, from_exception
 from ...core.ops import OpsService
 from ...core.ratelimit import QUOTA_SCOPE_KEY
 
@@ -210,9 +210,13 @@ def method_handler(
             response = await rpc.handler(request, caller)
         except GatewayError as exc:
             error = exc
-        except Exception:
-            log.exception("unhandled error", extra={"method": label})
-            error = Internal()
+        except Exception as exc:
+            # Store refusals (disk full, locked) are UNAVAILABLE, as REST's 503.
+            error = from_exception(exc)
+            if isinstance(error, Internal):
+                log.exception("unhandled error", extra={"method": label})
+            else:
+                log.error("%s: %s", error.message, exc, extra={"method": label})
         else:
             latency.observe(time.perf_counter() - started)
             ok.inc()

@@ -1,0 +1,379 @@
+"""SMSC faults, injected through the simulator while real traffic flows through a real
+gateway (Runtime on ephemeral ports, SQLite file, SMPP over TCP).
+
+Every test ends the same way: every message the gateway accepted (HTTP 200) is found
+at the SMSC, counted in the simulator's own record of submits, its parts joining to
+the text that was sent; /sms/info shows each message in its final state; and any
+duplicate copy at the SMSC is accounted for by a submit whose response never came.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from resil_kit import (
+    ADMIN_KEY,
+    BIG_KEEP,
+    SimFactory,
+    client,
+    complete,
+    destination,
+    send_body,
+    send_many,
+    settle,
+    start,
+    statuses,
+    user_headers,
+)
+
+from gwkit import Gateway, eventually, link_to, make_settings
+from smsgateway.smpp.constants import CommandStatus, Tlv
+from smsgateway.smpp.session import LinkState
+from smsgateway.smscsim.simulator import SmscSimulator
+
+# -- the connection goes away -----------------------------------------------------------
+
+
+async def test_smsc_drops_the_connection_with_a_full_window_in_flight(
+    tmp_path: Path, make_sim: SimFactory, make_gateway: Any
+) -> None:
+    sim, gw, headers = await start(
+        tmp_path, make_sim, make_gateway, link={"window": 10, "response_timeout": 30.0}
+    )
+    sim.configure(resp_delay_ms=60_000)  # the SMSC takes submits and sits on the answers
+    sent = await send_many(gw, headers, range(30))  # 50 parts, budget 0.3 s: "queued"
+    assert all(b["status"] == "queued" for b in sent.values())
+    await eventually(lambda: sim.unanswered == 10)  # the whole window is in flight
+    in_flight = sim.unanswered
+    sim.configure(resp_delay_ms=0)
+    assert sim.disconnect_all() == 1
+    rec = await settle(gw, headers, [sim], sent)
+    # Only parts whose submit_sm_resp never came may have been sent twice.
+    assert rec.duplicates <= in_flight
+    assert client(gw).disconnects == 1
+
+
+async def test_smsc_that_stops_answering_entirely_is_dropped_and_rebound(
+    tmp_path: Path, make_sim: SimFactory, make_gateway: Any
+) -> None:
+    """No submit_sm_resp and no enquire_link_resp: the SMSC process hangs (it stops
+    reading its socket). The gateway's keepalive notices, drops the link, binds again
+    and sends what was waiting."""
+    sim, gw, headers = await start(
+        tmp_path,
+        make_sim,
+        make_gateway,
+        link={"response_timeout": 1.0, "enquire_link_interval": 0.5},
+    )
+    sent = await send_many(gw, headers, range(0, 6))
+    await eventually(lambda: complete([sim], sent))
+    for session in list(sim.server.sessions):
+        assert session.transport is not None
+        session.transport.pause_reading()  # hung: reads nothing, answers nothing
+    sent |= await send_many(gw, headers, range(6, 20))
+    await eventually(lambda: sim.binds >= 2, timeout=15)
+    rec = await settle(gw, headers, [sim], sent)
+    assert rec.duplicates == 0  # the hung SMSC never read the first attempts
+    assert client(gw).disconnects >= 1
+
+
+async def test_smsc_that_stops_answering_submits_gets_them_again(
+    tmp_path: Path, make_sim: SimFactory, make_gateway: Any
+) -> None:
+    """The SMSC takes submits and never answers them (but still answers enquire_link):
+    each part is sent again after the response timeout, so every duplicate at the SMSC
+    is exactly one timed-out submit."""
+    sim, gw, headers = await start(tmp_path, make_sim, make_gateway, link={"response_timeout": 1.0})
+    sim.configure(resp_delay_ms=600_000)
+    sent = await send_many(gw, headers, range(12))
+    await asyncio.sleep(2.5)  # two rounds of timeouts and resends
+    sim.configure(resp_delay_ms=0)
+    rec = await settle(gw, headers, [sim], sent)
+    timeouts = client(gw).errors  # response timeouts of submits (nothing else failed)
+    assert timeouts > 0 and client(gw).last_error == "response timeout"
+    assert rec.duplicates == timeouts
+
+
+async def test_smsc_answers_slowly(tmp_path: Path, make_sim: SimFactory, make_gateway: Any) -> None:
+    sim, gw, headers = await start(
+        tmp_path, make_sim, make_gateway, link={"response_timeout": 5.0, "window": 50}, budget=1.0
+    )
+    sim.configure(resp_delay_ms=2_000)
+    started = time.monotonic()
+    sent = await send_many(gw, headers, range(20))
+    # The answer does not wait past the send budget: stored, then "queued".
+    assert time.monotonic() - started < 1.9
+    assert {b["status"] for b in sent.values()} == {"queued"}
+    rec = await settle(gw, headers, [sim], sent)
+    assert rec.duplicates == 0 and client(gw).errors == 0
+
+
+async def test_smsc_unbinds_in_the_middle_of_traffic(
+    tmp_path: Path, make_sim: SimFactory, make_gateway: Any
+) -> None:
+    sim, gw, headers = await start(tmp_path, make_sim, make_gateway)
+    sim.configure(resp_delay_ms=400)
+    sending = asyncio.create_task(send_many(gw, headers, range(40)))
+    await eventually(lambda: sim.unanswered >= 5)
+    assert await sim.unbind_all() == 1
+    in_flight = sim.unanswered  # submits taken and never answered (window: 10)
+    sim.configure(resp_delay_ms=0)
+    sent = await sending
+    rec = await settle(gw, headers, [sim], sent)
+    assert rec.duplicates <= in_flight
+    assert sim.closes.get("unbound", 0) + sim.closes.get("unbound by ESME", 0) >= 1
+    assert client(gw).disconnects >= 1
+
+
+async def test_smsc_refuses_binds_for_a_while(
+    tmp_path: Path, make_sim: SimFactory, make_gateway: Any
+) -> None:
+    sim, gw, headers = await start(
+        tmp_path, make_sim, make_gateway, sim={"refuse_binds": True}, wait_bound=False
+    )
+    sent = await send_many(gw, headers, range(10))
+    assert {b["status"] for b in sent.values()} == {"queued"}
+    await eventually(lambda: sim.binds_refused >= 2)
+    assert client(gw).state is not LinkState.BOUND and sim.submits == 0
+    sim.configure(refuse_binds=False)
+    await settle(gw, headers, [sim], sent)
+    assert sim.binds == 1
+
+
+# -- refusals that mean "later" ---------------------------------------------------------
+
+
+async def test_smsc_throttles_and_everything_gets_through(
+    tmp_path: Path, make_sim: SimFactory, make_gateway: Any
+) -> None:
+    sim, gw, headers = await start(tmp_path, make_sim, make_gateway)
+    sim.configure(throttle_tps=25)
+    sent = await send_many(gw, headers, range(36))  # 60 parts at once, 25 per second
+    rec = await settle(gw, headers, [sim], sent)
+    assert sim.throttled > 0 and client(gw).throttled == sim.throttled
+    assert rec.duplicates == 0  # a throttled submit is refused, not taken
+
+
+async def test_message_queue_full_is_retried_not_reported(
+    tmp_path: Path, make_sim: SimFactory, make_gateway: Any
+) -> None:
+    """ESME_RMSGQFUL for a while: the gateway backs off and retries, like throttling."""
+    sim, gw, headers = await start(tmp_path, make_sim, make_gateway)
+    sim.configure(fail_rate=1.0, fail_status=CommandStatus.ESME_RMSGQFUL)
+    sent = await send_many(gw, headers, range(12))
+    await eventually(lambda: sim.failed >= 5)
+    await asyncio.sleep(1.0)
+    sim.configure(fail_rate=0.0)
+    rec = await settle(gw, headers, [sim], sent)
+    assert rec.duplicates == 0
+    assert client(gw).throttled == sim.failed
+
+
+async def test_smsc_refusal_past_max_retry_time_is_reported(
+    tmp_path: Path, make_sim: SimFactory, make_gateway: Any
+) -> None:
+    """...for `max_retry_time` (30 s, not a link setting); past it the refusal is the
+    answer and the message is final: `rejected` with the SMPP status."""
+    sim, gw, headers = await start(tmp_path, make_sim, make_gateway, budget=3.0)
+    client(gw).config.max_retry_time = 0.5
+    sim.configure(fail_rate=1.0, fail_status=CommandStatus.ESME_RMSGQFUL)
+    r = await gw.http.post("/api/v1/sms/send", json=send_body(1), headers=headers)
+    assert r.status_code == 500, r.text
+    body = r.json()
+    assert (body["success"], body["status"], body["error"]) == (False, "rejected", "ESME_RMSGQFUL")
+    r = await gw.http.post(
+        "/api/v1/sms/info", json={"message_id": body["message_id"]}, headers=headers
+    )
+    assert r.json()["status"] == "rejected" and r.json()["error"] == "ESME_RMSGQFUL"
+
+
+# -- receipts ---------------------------------------------------------------------------
+
+
+async def test_receipt_before_submit_sm_resp_is_held_and_matched(
+    tmp_path: Path, make_sim: SimFactory, make_gateway: Any
+) -> None:
+    sim, gw, headers = await start(tmp_path, make_sim, make_gateway, budget=1.0)
+    sim.configure(resp_delay_ms=400, dlr_delay_ms=10)
+    sent = await send_many(gw, headers, range(12))
+    assert {b["status"] for b in sent.values()} == {"submitted"}
+    rec = await settle(gw, headers, [sim], sent)
+    assert rec.duplicates == 0
+    counters = gw.runtime.messages.counters  # type: ignore[union-attr]
+    # Every receipt beat its resp, was held, and was matched when the resp came.
+    assert counters.unmatched_receipts == rec.parts == sim.receipts_acked
+
+
+def _part_rows(db: Path) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return conn.execute(
+            "SELECT message_id, seq, link_id, smsc_id, state, error FROM parts ORDER BY 1, 2"
+        ).fetchall()
+
+
+async def test_receipts_for_ids_never_given_change_nothing(
+    tmp_path: Path, make_sim: SimFactory, make_gateway: Any
+) -> None:
+    sim1 = await make_sim(keep_messages=BIG_KEEP)
+    sim2 = await make_sim(keep_messages=BIG_KEEP)
+    settings = make_settings(
+        tmp_path, [link_to(sim1, 1), link_to(sim2, 2)], admin_key=ADMIN_KEY, send_budget_s=2.0
+    )
+    gw: Gateway = await make_gateway(settings)
+    await gw.bound(1)
+    await gw.bound(2)
+    headers = await user_headers(gw.http)
+    sent = await send_many(gw, headers, range(6))
+    await settle(gw, headers, [sim1], sent)
+    sim1.configure(receipts=False)
+    pending = await send_many(gw, headers, range(6, 8))  # submitted, no receipt coming
+    await eventually(lambda: complete([sim1], pending))
+    await asyncio.sleep(0.2)  # the outcome writes are in
+    counters = gw.runtime.messages.counters  # type: ignore[union-attr]
+    before_rows = _part_rows(tmp_path / "gw.db")
+    unmatched = counters.unmatched_receipts
+    real_id = pending[6]["sms_ids"][0]
+
+    def receipt(mid: str, stat: str = "DELIVRD", tlv: bool = True) -> dict[str, Any]:
+        text = f"id:{mid} sub:001 dlvrd:001 submit date:2401010000 done date:2401010000 stat:{stat}"
+        return {
+            "short_message": f"{text} err:000 text:x".encode(),
+            "esm_class": 0x04,
+            "tlvs": {Tlv.RECEIPTED_MESSAGE_ID: mid, Tlv.MESSAGE_STATE: 2} if tlv else {},
+        }
+
+    hostile: list[tuple[SmscSimulator, dict[str, Any]]] = [
+        (sim1, receipt("deadbeefcafe")),  # an id this SMSC never gave
+        (sim1, receipt("000000000000000000000000000000000001", tlv=False)),
+        (sim1, receipt("12345", "UNDELIV", tlv=False)),  # digits: hex and decimal readings
+        (sim1, receipt("x" * 65)),  # longer than any id
+        (sim1, receipt("'; DROP TABLE parts; --", "UNDELIV")),
+        (sim2, receipt(real_id, "UNDELIV")),  # link 1's real id, arriving on link 2
+    ]
+    for smsc, kw in hostile:
+        resp = await smsc.push_mo(destination(6), "Resil", **kw)
+        assert resp.command_status == 0
+    # Receipts with no id at all are not receipts: stored as inbound text, answered OK.
+    resp = await sim1.push_mo(destination(6), "Resil", short_message=b"stat:DELIVRD", esm_class=4)
+    assert resp.command_status == 0
+
+    assert counters.unmatched_receipts == unmatched + len(hostile)
+    assert _part_rows(tmp_path / "gw.db") == before_rows
+    assert await statuses(gw.http, headers, [b["message_id"] for b in pending.values()]) == {
+        "submitted": 2
+    }
+    # The gateway is unharmed: new traffic flows and settles.
+    sim1.configure(receipts=True)
+    more = await send_many(gw, headers, range(8, 12))
+    await settle(gw, headers, [sim1], more)
+
+
+ID_SPACE_XFAIL = pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "DEFECT: a receipt that beats its submit_sm_resp is matched by SMSC id alone "
+        "(SqliteStore.apply_receipt: newest part with that (link, smsc_id)); after an SMSC "
+        "restart that reuses ids, the new part's id is not stored yet, so the receipt lands "
+        "on an OLD part with the same id: an old final part swallows it (the new message "
+        "never settles) and an old open part is settled with the new message's state. "
+        "Needs the receipt's source_addr checked against the part's destination (and a "
+        "match on an unchanged final part held as early, not consumed)."
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    "receipts_first",
+    [False, pytest.param(True, marks=ID_SPACE_XFAIL)],
+    ids=["resp-first", "receipt-first"],
+)
+async def test_smsc_restarts_with_a_new_id_space(
+    tmp_path: Path, make_sim: SimFactory, make_gateway: Any, receipts_first: bool
+) -> None:
+    """A restarted SMSC hands out the ids it handed out before. New receipts must land
+    on the new messages, never on old parts that carry the same id."""
+    sim1 = await make_sim(keep_messages=BIG_KEEP)
+    first_id = sim1._next_id  # where this SMSC's id space starts
+    settings = make_settings(tmp_path, [link_to(sim1, 1)], admin_key=ADMIN_KEY, send_budget_s=2.0)
+    gw: Gateway = await make_gateway(settings)
+    await gw.bound()
+    headers = await user_headers(gw.http)
+    old_done = await send_many(gw, headers, range(0, 6))  # 10 parts, delivered
+    await settle(gw, headers, [sim1], old_done)
+    sim1.configure(receipts=False)
+    old_open = await send_many(gw, headers, range(6, 12))  # 10 parts, receipts never come
+    await eventually(lambda: complete([sim1], old_open))
+    await asyncio.sleep(0.2)
+
+    port = sim1.smpp_port
+    await sim1.stop()
+    sim2 = await make_sim(port=port, keep_messages=BIG_KEEP, dlr_delay_ms=10)
+    sim2._next_id = first_id  # the id space restarts: every id below collides
+    if receipts_first:
+        sim2.configure(resp_delay_ms=300)  # every receipt beats its resp
+    await eventually(lambda: client(gw).state is LinkState.BOUND, timeout=15)
+    new = await send_many(gw, headers, range(12, 24))
+    old_ids = {i for b in (old_done | old_open).values() for i in b["sms_ids"]}
+    new_ids = {i for b in new.values() for i in b["sms_ids"]}
+    assert len(old_ids & new_ids) == 20  # the collision this test is about
+
+    await settle(gw, headers, [sim1, sim2], new, timeout=3)
+    assert await statuses(gw.http, headers, [b["message_id"] for b in old_done.values()]) == {
+        "delivered": 6
+    }
+    # The old messages whose receipts were lost with the old SMSC stay submitted.
+    assert await statuses(gw.http, headers, [b["message_id"] for b in old_open.values()]) == {
+        "submitted": 6
+    }
+
+
+@pytest.mark.parametrize("stop", ["unbind", "drop"])
+async def test_pool_keeps_delivering_while_its_links_go_down(
+    tmp_path: Path, make_sim: SimFactory, make_gateway: Any, stop: str
+) -> None:
+    """Three SMSCs, three links, one pool; the SMSCs go away one by one while traffic
+    flows (politely with unbind, or by dropping the connections). Everything accepted
+    is counted across the three SMSCs."""
+    from smsgateway.settings import PoolSettings
+
+    sims = [await make_sim(keep_messages=BIG_KEEP, resp_delay_ms=30) for _ in range(3)]
+    settings = make_settings(
+        tmp_path,
+        [link_to(s, n + 1, window=5) for n, s in enumerate(sims)],
+        [PoolSettings(id=100, name="pool", links=[1, 2, 3])],
+        admin_key=ADMIN_KEY,
+        send_budget_s=0.5,
+    )
+    gw: Gateway = await make_gateway(settings)
+    for n in (1, 2, 3):
+        await gw.bound(n)
+    headers = await user_headers(gw.http)
+    sent: dict[int, dict[str, Any]] = {}
+    counter = iter(range(100_000))
+    stop_sending = asyncio.Event()
+
+    async def worker() -> None:
+        while not stop_sending.is_set():
+            i = next(counter)
+            sent.update(await send_many(gw, headers, [i], esme=100))
+
+    workers = [asyncio.create_task(worker()) for _ in range(6)]
+    for smsc in sims[:2]:
+        await asyncio.sleep(0.8)
+        await eventually(lambda s=smsc: s.unanswered > 0)  # parts in flight right now
+        if stop == "drop":
+            smsc.disconnect_all()
+        await smsc.stop()
+    await asyncio.sleep(0.8)
+    stop_sending.set()
+    await asyncio.gather(*workers)
+    assert len(sent) > 50
+    rec = await settle(
+        gw, headers, sims, sent, final=frozenset({"delivered", "submitted"}), timeout=20
+    )
+    assert rec.per_sim.get(2, 0) > 0  # the last SMSC standing carried the rest
