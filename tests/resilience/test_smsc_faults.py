@@ -273,23 +273,9 @@ async def test_receipts_for_ids_never_given_change_nothing(
     await settle(gw, headers, [sim1], more)
 
 
-ID_SPACE_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "DEFECT: a receipt that beats its submit_sm_resp is matched by SMSC id alone "
-        "(SqliteStore.apply_receipt: newest part with that (link, smsc_id)); after an SMSC "
-        "restart that reuses ids, the new part's id is not stored yet, so the receipt lands "
-        "on an OLD part with the same id: an old final part swallows it (the new message "
-        "never settles) and an old open part is settled with the new message's state. "
-        "Needs the receipt's source_addr checked against the part's destination (and a "
-        "match on an unchanged final part held as early, not consumed)."
-    ),
-)
-
-
 @pytest.mark.parametrize(
     "receipts_first",
-    [False, pytest.param(True, marks=ID_SPACE_XFAIL)],
+    [False, True],
     ids=["resp-first", "receipt-first"],
 )
 async def test_smsc_restarts_with_a_new_id_space(

@@ -32,7 +32,7 @@ from .ids import uuid7
 from .metrics import METRICS
 from .routing import Router
 from .stats import PipelineObserver
-from .status import PartState, receipt_state, rollup
+from .status import PartState, is_final, receipt_state, rollup
 from .validation import Address, check_text, parse_destination, parse_source
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,7 @@ class _EarlyReceipt:
     error: str | None
     at: int
     expires: float
+    handset: str | None = None
 
 
 @dataclass
@@ -392,7 +393,9 @@ class MessageService:
                 return
 
     async def _apply_early(self, link_id: int, smsc_id: str, early: _EarlyReceipt) -> None:
-        await self._apply_receipt(link_id, smsc_id, early.state, early.error, early.at)
+        await self._apply_receipt(
+            link_id, smsc_id, early.state, early.error, early.at, early.handset
+        )
 
     async def on_deliver(self, link: SmppLink, pdu: DeliverSm | DataSm) -> int:
         """deliver_sm / data_sm from a link: a receipt, or an inbound (MO) message."""
@@ -408,30 +411,54 @@ class MessageService:
             at = self._now_ms()
             # "err:000" is the SMSC saying "no error"; only a real code is worth showing.
             error = receipt.error if receipt.error and receipt.error.strip("0") else None
-            matched = await self._apply_receipt(link.id, receipt.message_id, state, error, at)
+            handset = pdu.source_addr
+            matched = await self._apply_receipt(
+                link.id, receipt.message_id, state, error, at, handset
+            )
             if not matched:
-                self._hold_early(link.id, receipt.message_id, state, error, at)
+                self._hold_early(link.id, receipt.message_id, state, error, at, handset)
             return 0
         await self._store_inbound(link, pdu)
         return 0
 
     async def _apply_receipt(
-        self, link_id: int, smsc_id: str, state: str, error: str | None, at: int
+        self,
+        link_id: int,
+        smsc_id: str,
+        state: str,
+        error: str | None,
+        at: int,
+        handset: str | None,
     ) -> bool:
-        match = await self.store.apply_receipt(link_id, id_variants(smsc_id), state, error, at)
-        if match is not None and match.changed:
+        """True when the receipt found its part; False means hold it for a while."""
+        match = await self.store.apply_receipt(
+            link_id, id_variants(smsc_id), state, error, at, handset or None
+        )
+        if match is None:
+            return False
+        if match.changed:
             self.observer.receipt(link_id, match)
-        return match is not None
+            return True
+        # A final receipt that only found a part already final may belong to a part
+        # whose submit_sm_resp is still on its way (an SMSC that reuses ids after a
+        # restart): hold it rather than spend it on the old part.
+        return not is_final(state)
 
     def _hold_early(
-        self, link_id: int, smsc_id: str, state: str, error: str | None, at: int
+        self,
+        link_id: int,
+        smsc_id: str,
+        state: str,
+        error: str | None,
+        at: int,
+        handset: str | None = None,
     ) -> None:
         now = time.monotonic()
         # Drop what waited too long: an id the SMSC never gave us is not ours.
         if len(self._early) > 10_000:
             self._early = {k: v for k, v in self._early.items() if v.expires > now}
         self.counters.unmatched_receipts += 1
-        hold = _EarlyReceipt(state, error, at, now + self.settings.early_receipt_hold_s)
+        hold = _EarlyReceipt(state, error, at, now + self.settings.early_receipt_hold_s, handset)
         for variant in id_variants(smsc_id):
             self._early[(link_id, variant)] = hold
 

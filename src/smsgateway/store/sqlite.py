@@ -139,6 +139,18 @@ def _rollup_message(conn: sqlite3.Connection, message_id: str, at: int, link_id:
     return status
 
 
+def _digits(number: str) -> str:
+    return "".join(c for c in number if c.isdigit())
+
+
+def _same_number(a: str, b: str) -> bool:
+    """The same handset, written with or without its country code (TON varies)."""
+    if a == b:
+        return True
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    return len(short) >= 7 and long.endswith(short)
+
+
 class SqliteStore:
     """Typed, parameterised access to the gateway's SQLite database.
 
@@ -582,43 +594,52 @@ class SqliteStore:
         state: str,
         error: str | None,
         at: int | None = None,
+        handset: str | None = None,
     ) -> ReceiptMatch | None:
         """Apply a delivery receipt to the part it names, then roll the message up.
 
         `smsc_ids` are the id's spellings to try in order (as received, hex, decimal);
         `link_id` None matches on any link. `state` is a part state (see
         `core.status.receipt_state`); `submitted` records nothing but still matches.
-        A part already final keeps its state. None when no part matches: the caller
-        may hold the receipt until the submit_sm_resp is written.
+        `handset` is the receipt's source address: when given, only parts sent to that
+        number match, because an SMSC that restarts may hand out the same ids again.
+        Among the parts that carry the id, an open one wins over a final one; a match
+        on a final part changes nothing. None when no part matches: the caller may
+        hold the receipt until the submit_sm_resp is written.
         """
         if state not in ALL_STATES:
             raise ValueError(f"unknown part state {state!r}")
         ids = [s for s in dict.fromkeys(smsc_ids) if s]
         ts = now_ms() if at is None else at
+        want = _digits(handset) if handset else ""
 
         def unit(conn: sqlite3.Connection) -> ReceiptMatch | None:
             found = None
             for sid in ids:
                 if link_id is None:
-                    found = conn.execute(
-                        "SELECT p.message_id, p.seq, p.state, m.app_id, m.status, m.campaign"
-                        " FROM parts p JOIN messages m ON m.id = p.message_id"
-                        " WHERE p.smsc_id = ? ORDER BY p.submitted_at DESC LIMIT 1",
+                    rows = conn.execute(
+                        "SELECT p.message_id, p.seq, p.state, m.app_id, m.status, m.campaign,"
+                        " m.destination FROM parts p JOIN messages m ON m.id = p.message_id"
+                        " WHERE p.smsc_id = ? ORDER BY p.submitted_at DESC LIMIT 8",
                         (sid,),
-                    ).fetchone()
+                    ).fetchall()
                 else:
-                    found = conn.execute(
-                        "SELECT p.message_id, p.seq, p.state, m.app_id, m.status, m.campaign"
-                        " FROM parts p JOIN messages m ON m.id = p.message_id"
+                    rows = conn.execute(
+                        "SELECT p.message_id, p.seq, p.state, m.app_id, m.status, m.campaign,"
+                        " m.destination FROM parts p JOIN messages m ON m.id = p.message_id"
                         " WHERE p.smsc_id = ? AND p.link_id = ?"
-                        " ORDER BY p.submitted_at DESC LIMIT 1",
+                        " ORDER BY p.submitted_at DESC LIMIT 8",
                         (sid, link_id),
-                    ).fetchone()
-                if found is not None:
+                    ).fetchall()
+                if want:
+                    rows = [r for r in rows if _same_number(_digits(r[6]), want)]
+                if rows:
+                    # The newest open part with this id, else the newest of all.
+                    found = next((r for r in rows if r[2] not in FINAL_STATES), rows[0])
                     break
             if found is None:
                 return None
-            message_id, seq, part_state, app_id, status, campaign = found
+            message_id, seq, part_state, app_id, status, campaign, _ = found
             if state not in FINAL_STATES or part_state in FINAL_STATES:
                 return ReceiptMatch(message_id, seq, app_id, part_state, status, False, campaign)
             conn.execute(
