@@ -8,14 +8,7 @@ the far end. Every wait is bounded and every process is killed in `finally`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import os
 import signal
-import socket
-import subprocess
-import sys
-import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -25,19 +18,13 @@ import httpx
 import pytest
 
 from gwkit import eventually
+from gwproc import GatewayProcess, free_port
 from smsgateway.smpp.text import decode_short_message
 from smsgateway.smscsim.simulator import SmscSimulator
 
 ADMIN_KEY = "crash-admin-key"
 PASSWORD = "correct-horse-9"
 START_TIMEOUT = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def write_config(
@@ -86,84 +73,6 @@ enquire_link_interval = 30.0
         encoding="utf-8",
     )
     return path
-
-
-def clean_env(**overrides: str) -> dict[str, str]:
-    """The test's environment without settings that would leak into the gateway."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("SMSGATEWAY_") and k not in ("ADMIN_API_KEY", "FORWARDED_ALLOW_IPS")
-    }
-    env.update(overrides)
-    return env
-
-
-class GatewayProcess:
-    """`python -m smsgateway serve --config ...` as a child process, its log in a file."""
-
-    def __init__(self, config: Path, log: Path, env: dict[str, str] | None = None) -> None:
-        self.config = config
-        self.log = log
-        self.env = env if env is not None else clean_env()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.port = 0
-        self._log_offset = 0
-
-    def start(self) -> None:
-        self._log_offset = self.log.stat().st_size if self.log.exists() else 0
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "smsgateway", "serve", "--config", str(self.config)],
-                stdout=out,
-                stderr=out,
-                env=self.env,
-            )
-
-    def log_text(self) -> str:
-        return self.log.read_bytes()[self._log_offset :].decode("utf-8", "replace")
-
-    async def wait_ready(self, timeout: float = START_TIMEOUT) -> str:
-        """Until the REST port answers /healthy; the base URL."""
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout
-        while not self.port:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"gateway exited {self.proc.returncode}:\n{self.log_text()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"gateway did not start:\n{self.log_text()}")
-            for line in self.log_text().splitlines():
-                with contextlib.suppress(ValueError):
-                    event = json.loads(line)
-                    if event.get("event") == "gateway started":
-                        self.port = int(event["rest_port"])
-            await asyncio.sleep(0.05)
-        async with httpx.AsyncClient(timeout=2) as http:
-            while True:
-                with contextlib.suppress(httpx.HTTPError):
-                    r = await http.get(f"{self.url}/healthy")
-                    if r.json() == {"status": "ok"}:
-                        return self.url
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"/healthy never answered:\n{self.log_text()}")
-                await asyncio.sleep(0.05)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        self.port = 0
-
-    async def wait_exit(self, timeout: float) -> int | None:
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout
-        while self.proc.poll() is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        return self.proc.poll()
 
 
 @pytest.fixture

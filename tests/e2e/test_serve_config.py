@@ -10,9 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_crash_recovery import GatewayProcess, clean_env, free_port
 
 from gwkit import eventually
+from gwproc import GatewayProcess, clean_env, free_port
 from smsgateway import cli
 from smsgateway.smscsim.simulator import SmscSimulator
 

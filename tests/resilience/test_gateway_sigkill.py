@@ -28,9 +28,7 @@ import httpx
 import pytest
 from resil_kit import (
     BIG_KEEP,
-    GatewayProcess,
     complete,
-    free_port,
     reconcile,
     send_body,
     statuses,
@@ -39,6 +37,7 @@ from resil_kit import (
 )
 
 from gwkit import eventually
+from gwproc import GatewayProcess, free_port
 from smsgateway.smscsim.simulator import SmscSimulator
 
 KILLS = 3
