@@ -17,6 +17,7 @@ import uvicorn
 from argon2 import PasswordHasher
 
 from .api.grpc.server import GrpcServer
+from .api.httpserver import guarded_protocol
 from .api.rest import build_app
 from .api.services import Services
 from .core.admin import AdminKey
@@ -140,9 +141,12 @@ class Runtime:
             # uvicorn's own proxy handling would trust 127.0.0.1 behind our back.
             proxy_headers=False,
             timeout_keep_alive=30,
-            # Slowloris and idle-connection floods must not starve real clients.
-            limit_concurrency=4096,
-            h11_max_incomplete_event_size=16 * 1024,
+            # Slowloris and idle-connection floods must not starve real clients: every
+            # request head has a deadline (GuardedHttpToolsProtocol) and every body one
+            # too (api/http.py read_body). No limit_concurrency: uvicorn counts idle
+            # connections against it and answers real requests 503 once idle sockets
+            # fill it, which hands the flood exactly what it wants.
+            http=guarded_protocol(s.server.head_timeout_s),
             ssl_certfile=s.server.tls_cert or None,
             ssl_keyfile=s.server.tls_key or None,
         )

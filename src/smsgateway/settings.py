@@ -36,6 +36,10 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Addresses whose X-Forwarded-For is believed (CIDRs). Nobody by default.
     trusted_proxies: list[str] = []
     max_body_bytes: int = 64 * 1024
+    # Deadlines for a request's head (from connect, or from the previous answer plus
+    # keep-alive) and for its body: slow or idle clients cannot hold connections.
+    head_timeout_s: float = 10.0
+    body_timeout_s: float = 10.0
     server_name: str = "smsgateway"
     env: str = "development"
     # PEM files; both set: REST serves HTTPS and gRPC serves TLS on their ports.

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 from resil_kit import ADMIN_KEY, SimFactory, parts_of, send_body, user_headers
 
 from gwkit import Gateway, link_to, make_settings
@@ -78,16 +77,6 @@ async def test_slowloris_does_not_starve_real_clients(
         await asyncio.gather(*slow)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "DEFECT (hardening): uvicorn has no timeout for a connection that never sends a "
-        "request (or never finishes its head), and counts such connections against "
-        "limit_concurrency (4096 in runtime.py); that many idle sockets from one client "
-        "make uvicorn answer every new request 503 'Service Unavailable'. Needs an "
-        "idle/head-read timeout in front of uvicorn (or a per-address connection cap)."
-    ),
-)
 async def test_idle_connections_up_to_the_concurrency_limit_do_not_lock_clients_out(
     tmp_path: Path, make_sim: SimFactory, make_gateway: Any
 ) -> None:
@@ -104,3 +93,41 @@ async def test_idle_connections_up_to_the_concurrency_limit_do_not_lock_clients_
     finally:
         for writer in idle:
             writer.close()
+
+
+async def test_heads_and_bodies_have_deadlines(
+    tmp_path: Path, make_sim: SimFactory, make_gateway: Any
+) -> None:
+    """A connection that sends nothing, a head that trickles in, and a body that never
+    finishes are each cut off at their deadline; a real client is served throughout."""
+    sim = await make_sim()
+    settings = make_settings(tmp_path, [link_to(sim)], admin_key=ADMIN_KEY)
+    settings.server.head_timeout_s = 0.5
+    settings.server.body_timeout_s = 0.5
+    gw: Gateway = await make_gateway(settings)
+    port = gw.runtime.rest_port
+
+    silent_r, silent_w = await asyncio.open_connection("127.0.0.1", port)
+    trickle_r, trickle_w = await asyncio.open_connection("127.0.0.1", port)
+    trickle_w.write(b"GET /healthy HTTP/1.1\r\n")
+    started = asyncio.get_running_loop().time()
+    for _ in range(10):  # a header line now and then: a slowloris keeps it "alive"
+        trickle_w.write(b"X-Slow: 1\r\n")
+        await asyncio.sleep(0.1)
+        if trickle_r.at_eof():
+            break
+    assert (await asyncio.wait_for(silent_r.read(), 5)) == b""  # closed by the server
+    assert (await asyncio.wait_for(trickle_r.read(), 5)) == b""
+    assert asyncio.get_running_loop().time() - started < 5
+    assert (await gw.http.get("/healthy")).status_code == 200
+
+    body_r, body_w = await asyncio.open_connection("127.0.0.1", port)
+    body_w.write(
+        b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 100\r\n\r\n{"email"'
+    )
+    answer = await asyncio.wait_for(body_r.read(4096), 5)
+    assert answer.startswith(b"HTTP/1.1 408")
+    assert b"request body not received in time" in answer
+    for w in (silent_w, trickle_w, body_w):
+        w.close()

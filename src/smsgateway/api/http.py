@@ -5,6 +5,7 @@ Kept free of business rules: it reads and writes bytes, the faces translate.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from collections.abc import Sequence
 from typing import Any, TypeVar
@@ -39,21 +40,35 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(_encoder.encode(data), status, headers, media_type="application/json")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing more than `limit` bytes before reading them."""
+class BodyTimeout(GatewayError):
+    code = "request_timeout"
+    http_status = 408
+    grpc_status = "DEADLINE_EXCEEDED"
+    default_message = "request body not received in time"
+
+
+async def read_body(request: Request, limit: int, timeout: float = 10.0) -> bytes:
+    """The request body, refusing more than `limit` bytes before reading them, and
+    refusing a body that trickles in for longer than `timeout` seconds (slow-body
+    attacks hold a task and a connection each)."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
             raise InvalidRequest("invalid Content-Length")
         if int(declared) > limit:
             raise PayloadTooLarge(f"request body too large (limit {limit} bytes)")
-        return await request.body()
-    chunks = bytearray()
-    async for chunk in request.stream():
-        chunks += chunk
-        if len(chunks) > limit:
-            raise PayloadTooLarge(f"request body too large (limit {limit} bytes)")
-    return bytes(chunks)
+    try:
+        async with asyncio.timeout(timeout):
+            if declared is not None:
+                return await request.body()
+            chunks = bytearray()
+            async for chunk in request.stream():
+                chunks += chunk
+                if len(chunks) > limit:
+                    raise PayloadTooLarge(f"request body too large (limit {limit} bytes)")
+            return bytes(chunks)
+    except TimeoutError:
+        raise BodyTimeout() from None
 
 
 def decode_json(body: bytes, type_: type[T]) -> T:

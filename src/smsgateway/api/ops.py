@@ -24,7 +24,7 @@ from ..core.campaigns import parse_page
 from ..core.errors import InvalidRequest
 from ..core.license import LicenseError
 from ..core.ops import OpsService
-from .http import decode_json, json_response, read_body
+from .http import decode_json, json_response
 
 if TYPE_CHECKING:
     from .rest import NativeApi
@@ -138,7 +138,7 @@ class OpsRoutes:
     def _license_upload(self, auth: Auth) -> Handler:
         async def handler(request: Request) -> Response:
             actor = await auth(request)
-            body = await read_body(request, self.api.limit)
+            body = await self.api.read(request)
             data = _license_file(body, request.headers.get("content-type", ""))
             claims = self.ops.license.accept(data)
             await self.ops.links.reconcile()
@@ -166,7 +166,7 @@ class OpsRoutes:
         async def handler(request: Request) -> Response:
             actor = await auth(request)
             link_id = _path_id(request, "link")
-            body = decode_json(await read_body(request, self.api.limit), ToggleBody)
+            body = decode_json(await self.api.read(request), ToggleBody)
             link = await self.ops.links.toggle(link_id, body.enabled, body.reason, actor)
             return _ok({"id": link.id, "name": link.name, "enabled": link.enabled})
 
@@ -213,7 +213,7 @@ class OpsRoutes:
 
     async def register_user(self, request: Request) -> Response:
         actor = await self._admin(request)
-        body = decode_json(await read_body(request, self.api.limit), ProxyUserBody)
+        body = decode_json(await self.api.read(request), ProxyUserBody)
         created = await self.auth.register(
             body.email, body.password, body.app_name or None, app_secret=body.app_secret
         )
@@ -240,7 +240,7 @@ class OpsRoutes:
 
     async def put_filter(self, request: Request) -> Response:
         actor = await self._admin(request)
-        body = decode_json(await read_body(request, self.api.limit), FilterBody)
+        body = decode_json(await self.api.read(request), FilterBody)
         f = await self.ops.put_filter(
             body.name, body.mode, body.rule, body.active, body.description, actor
         )

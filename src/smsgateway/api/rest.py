@@ -78,6 +78,7 @@ class NativeApi:
     def __init__(self, services: Services) -> None:
         self.s = services
         self.limit = services.settings.server.max_body_bytes
+        self.body_timeout = services.settings.server.body_timeout_s
         self.trusted = [
             ipaddress.ip_network(c, strict=False) for c in services.settings.server.trusted_proxies
         ]
@@ -123,7 +124,11 @@ class NativeApi:
         return wrapped
 
     async def _body(self, request: Request, type_: type[msgspec.Struct]) -> msgspec.Struct:
-        return decode_json(await read_body(request, self.limit), type_)
+        return decode_json(await self.read(request), type_)
+
+    async def read(self, request: Request) -> bytes:
+        """The body within the size limit and the body deadline."""
+        return await read_body(request, self.limit, self.body_timeout)
 
     async def _principal(self, request: Request) -> Principal:
         headers = request.headers
