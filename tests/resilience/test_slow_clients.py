@@ -1,11 +1,9 @@
 """Idle and slow connections must not starve real clients.
 
-What uvicorn (httptools, as configured in runtime.py) gives: `limit_concurrency=4096`
-(connections, counted from accept, or tasks), `timeout_keep_alive=30` (only *between*
-requests), no timeout for reading a request's head, and none for a connection that
-never sends a byte. So 500 slowloris sockets cost only memory and a few callbacks,
-and real requests are served meanwhile; but enough idle sockets to reach the
-concurrency limit turn every new request into a 503 (see the xfail below).
+The gateway's HTTP server (runtime.py, api/httpserver.py) gives every request head a
+deadline from connect (or from the previous answer plus keep-alive), every body one
+too (408), and has no connection cap that idle sockets could fill: slowloris sockets
+are cut off, thousands of idle ones cost memory only, and real requests are served.
 """
 
 from __future__ import annotations

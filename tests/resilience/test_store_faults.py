@@ -227,17 +227,6 @@ async def test_disk_really_full_answers_503_and_recovers(
             await gw.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "DEFECT: the write of a part's SMSC id (MessageService.record_outcomes -> "
-        "store.mark_parts_nowait) is a not-awaited writer unit; when the database "
-        "refuses it (locked, full) the writer only logs it. The part stays 'queued' with "
-        "no smsc_id although the SMSC took it: its receipt can never match (held, then "
-        "dropped), /sms/info shows 'queued' forever, and the next start-up sends it again. "
-        "A receipt held early and applied by _apply_early is lost the same way."
-    ),
-)
 async def test_outcome_write_refused_by_a_locked_database_is_not_lost(
     tmp_path: Path, make_sim: SimFactory, make_gateway: Any
 ) -> None:

@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+# Not-awaited units refused because the store could not write are kept and retried.
+RETRY_INTERVAL_S = 0.25
+MAX_RETRY_UNITS = 100_000
+
 Unit = Callable[[sqlite3.Connection], T]
 
 DEFAULT_MAX_BATCH = 500
@@ -118,6 +122,7 @@ class Writer:
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self.batches = 0
         self.units = 0
+        self._retry: list[_Job] = []
         self._thread.start()
 
     @property
@@ -154,11 +159,25 @@ class Writer:
     def _main(self) -> None:
         stopping = False
         while not stopping:
-            first = self._queue.get()
-            if first is _STOP:
-                break
-            batch: list[_Job] = [first]  # type: ignore[list-item]
-            while len(batch) < self._max_batch:
+            if self._retry:
+                # Held units go first, in their order, once the store takes writes
+                # again; meanwhile new units (if any) join them.
+                try:
+                    first = self._queue.get(timeout=RETRY_INTERVAL_S)
+                except queue.Empty:
+                    first = None
+                batch: list[_Job] = self._retry
+                self._retry = []
+                if first is _STOP:
+                    stopping = True
+                elif first is not None:
+                    batch.append(first)  # type: ignore[arg-type]
+            else:
+                first = self._queue.get()
+                if first is _STOP:
+                    break
+                batch = [first]  # type: ignore[list-item]
+            while not stopping and len(batch) < self._max_batch:
                 try:
                     nxt = self._queue.get_nowait()
                 except queue.Empty:
@@ -175,6 +194,8 @@ class Writer:
                 self._rollback()
                 err = StoreUnavailable(f"store writer failed: {exc!r}")
                 self._deliver([(job, None, err) for job in batch])
+        if self._retry:
+            log.error("store writer stopped with %d refused writes unapplied", len(self._retry))
 
     def _run_batch(self, batch: list[_Job]) -> None:
         conn = self._conn
@@ -252,7 +273,12 @@ class Writer:
         by_loop = {}
         for job, result, error in outcomes:
             if job.future is None or job.loop is None:
-                if error is not None:
+                if isinstance(error, StoreUnavailable) and len(self._retry) < MAX_RETRY_UNITS:
+                    # Nobody waits for this unit, so nobody could retry it: an SMSC id
+                    # or a receipt would be lost while the disk is full or the file
+                    # locked. Keep it and run it again, first, when writes resume.
+                    self._retry.append(job)
+                elif error is not None:
                     log.error("store write (not awaited) failed: %r", error, exc_info=error)
                 continue
             by_loop.setdefault(job.loop, []).append((job.future, result, error))
