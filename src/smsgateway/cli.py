@@ -123,9 +123,7 @@ def cmd_user_create(args: argparse.Namespace) -> int:
     async def create() -> int:
         from pathlib import Path
 
-        from argon2 import PasswordHasher
-
-        from .core.auth import AuthService
+        from .core.auth import AuthService, password_hasher
         from .core.errors import GatewayError
         from .core.secrets import Secrets
         from .store.sqlite import SqliteStore
@@ -133,16 +131,8 @@ def cmd_user_create(args: argparse.Namespace) -> int:
         Path(settings.storage.path).parent.mkdir(parents=True, exist_ok=True)
         store = await SqliteStore.open(settings.storage.path)
         try:
-            # The server's argon2 parameters (runtime._hasher: settings.auth lowers them
-            # only for tests), so the server does not rehash on the first login.
             a = settings.auth
-            hasher = None
-            if a.argon2_time_cost or a.argon2_memory_cost:
-                hasher = PasswordHasher(
-                    time_cost=a.argon2_time_cost or 3,
-                    memory_cost=a.argon2_memory_cost or 65536,
-                    parallelism=1,
-                )
+            hasher = password_hasher(a.argon2_time_cost, a.argon2_memory_cost)
             auth = AuthService(
                 store,
                 Secrets.load(Path(settings.storage.path).parent),

@@ -14,14 +14,13 @@ from collections.abc import Generator, Iterable
 from pathlib import Path
 
 import uvicorn
-from argon2 import PasswordHasher
 
 from .api.grpc.server import GrpcServer
 from .api.httpserver import guarded_protocol
 from .api.rest import build_app
 from .api.services import Services
 from .core.admin import AdminKey
-from .core.auth import AuthService
+from .core.auth import AuthService, password_hasher
 from .core.channels import PartOutcome, SendJob, SmppLink
 from .core.messages import MessageService
 from .core.metrics import METRICS, LiveCollector
@@ -56,18 +55,6 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _hasher(settings: Settings) -> PasswordHasher | None:
-    """argon2 with the library's defaults unless the settings lower them (tests only)."""
-    a = settings.auth
-    if not a.argon2_time_cost and not a.argon2_memory_cost:
-        return None
-    return PasswordHasher(
-        time_cost=a.argon2_time_cost or 3,
-        memory_cost=a.argon2_memory_cost or 65536,
-        parallelism=1,
-    )
-
-
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -93,7 +80,7 @@ class Runtime:
             self.store,
             secrets,
             token_ttl_s=s.auth.token_ttl_s,
-            hasher=_hasher(s),
+            hasher=password_hasher(s.auth.argon2_time_cost, s.auth.argon2_memory_cost),
         )
         states = {
             link_id: (row.enabled, row.reason)

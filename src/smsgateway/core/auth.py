@@ -432,3 +432,12 @@ class AuthService:
     async def list_users(self) -> list[UserWithApp]:
         with store_errors():
             return await self._store.list_users_with_apps()
+
+
+def password_hasher(time_cost: int, memory_cost: int) -> PasswordHasher | None:
+    """argon2 parameters from settings: None (the library's defaults) unless the settings
+    lower them, which only tests do. The server and the CLI both call this, so a user
+    made from the shell is never rehashed at first login."""
+    if not time_cost and not memory_cost:
+        return None
+    return PasswordHasher(time_cost=time_cost or 3, memory_cost=memory_cost or 65536, parallelism=1)

@@ -12,15 +12,13 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..settings import LinkSettings, PoolSettings
-from ..smpp.constants import ESM_CLASS_UDHI
-from ..smpp.errors import CommandError, ResponseTimeout, SessionClosed, SmppError
+from ..smpp.errors import CommandError, ResponseTimeout, SessionClosed
 from ..smpp.pdu import DataSm, DeliverSm, SubmitSm
 from ..smpp.session import ClientConfig, EsmeClient, LinkState
 
@@ -402,20 +400,3 @@ class SmppPool:
     @property
     def total_tps(self) -> int:
         return sum(m.cfg.limit_tps for m in self.members if m.enabled)
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-__all__ = [
-    "DISABLED",
-    "ESM_CLASS_UDHI",
-    "Channel",
-    "PartOutcome",
-    "PartSpec",
-    "SendJob",
-    "SmppError",
-    "SmppLink",
-    "SmppPool",
-]

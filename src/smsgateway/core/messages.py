@@ -8,7 +8,6 @@ parts are committed, then waits up to the send budget for the SMSC's answers.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import itertools
 import logging
 import time
@@ -547,7 +546,3 @@ def _barrier(conn: object) -> None:
 
 def _shown_state(state: str) -> str:
     return "queued" if state == "sending" else state
-
-
-def request_hash(*fields: object) -> str:
-    return hashlib.sha256(repr(fields).encode()).hexdigest()

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from ..settings import LinkSettings, SmppSettings
 from .channels import DeliverHandler, OutcomeSink, SmppLink, SmppPool
-from .errors import GatewayError, IpNotAllowed, NotFound, Unavailable
+from .errors import IpNotAllowed, NotFound, Unavailable
 
 
 class UnknownEsme(NotFound):
@@ -90,4 +90,4 @@ class Router:
             await link.stop()
 
 
-__all__ = ["GatewayError", "LinkDisabled", "Router", "UnknownEsme"]
+__all__ = ["LinkDisabled", "Router", "UnknownEsme"]
