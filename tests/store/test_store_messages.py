@@ -227,6 +227,80 @@ async def test_nowait_updates_land_in_order(store: SqliteStore) -> None:
     assert match is not None and match.message_status == "delivered"
 
 
+async def test_record_submit_stores_outcomes_and_answer_in_one_unit(
+    store: SqliteStore,
+) -> None:
+    msg, parts = make_message(transaction_id="t-1")
+    await store.insert_message(msg, parts)
+    assert await store.get_answer(1, "t-1") is None  # not answered yet
+    units = store.writer_units
+    changed = await store.record_submit(
+        msg.id, 1, [upd(msg, 1, "submitted", smsc_id="s-1")], b'{"answer": 1}'
+    )
+    assert changed == 1 and store.writer_units == units + 1
+    got = await store.get_message(1, msg.id)
+    assert got is not None
+    assert (got.message.status, got.message.link_id) == ("submitted", 3)
+    assert (got.parts[0].state, got.parts[0].smsc_id) == ("submitted", "s-1")
+    assert await store.get_answer(1, "t-1") == b'{"answer": 1}'
+    assert await store.get_answer(2, "t-1") is None  # another app's key
+
+    # The single-part receipt path rolls the message up without a read-back.
+    match = await store.apply_receipt(3, ["s-1"], "undeliverable", "err:001", None, "+200")
+    assert match is not None and match.changed and match.message_status == "undeliverable"
+    got = await store.get_message(1, msg.id)
+    assert got is not None
+    assert (got.message.status, got.message.error) == ("undeliverable", "err:001")
+
+
+async def test_record_submit_refusal_and_partial_outcomes(store: SqliteStore) -> None:
+    msg, parts = make_message(nparts=3, transaction_id="t-2")
+    await store.insert_message(msg, parts)
+    # Two of three parts: the status is read back from all parts (part 3 queued).
+    await store.record_submit(
+        msg.id,
+        3,
+        [upd(msg, 1, "submitted", smsc_id="a"), upd(msg, 2, "rejected", error="ESME_RSYSERR")],
+    )
+    got = await store.get_message(1, msg.id)
+    assert got is not None and got.message.status == "queued"
+    await store.record_submit(msg.id, 3, [upd(msg, 3, "submitted", smsc_id="c")], b"answer")
+    got = await store.get_message(1, msg.id)
+    assert got is not None
+    assert (got.message.status, got.message.error) == ("submitted", "")
+    assert await store.get_answer(1, "t-2") == b"answer"
+
+    # Every part at once, one refused: rejected, with the refusal as the error.
+    other, other_parts = make_message(nparts=2)
+    await store.insert_message(other, other_parts)
+    await store.record_submit(
+        other.id,
+        2,
+        [
+            upd(other, 1, "submitted", smsc_id="x"),
+            upd(other, 2, "rejected", error="ESME_RINVDSTADR"),
+        ],
+    )
+    got = await store.get_message(1, other.id)
+    assert got is not None
+    assert (got.message.status, got.message.error) == ("submitted", "")
+    with pytest.raises(ValueError):
+        store.record_submit(msg.id, 3, [upd(other, 1, "submitted")])
+
+
+async def test_put_answer_for_a_queued_send(store: SqliteStore) -> None:
+    msg, parts = make_message(transaction_id="t-3")
+    await store.insert_message(msg, parts)
+    await store.put_answer(msg.id, b"queued answer")
+    assert await store.get_answer(1, "t-3") == b"queued answer"
+    # A later outcome leaves the first answer alone.
+    store.record_submit_nowait(msg.id, 1, [upd(msg, 1, "submitted", smsc_id="q")])
+    await store.write(lambda conn: None)
+    assert await store.get_answer(1, "t-3") == b"queued answer"
+    got = await store.get_message(1, msg.id)
+    assert got is not None and got.message.status == "submitted"
+
+
 async def test_requeue_unacknowledged_after_restart(tmp_path: Path) -> None:
     path = tmp_path / "gw.db"
     store = await SqliteStore.open(path)

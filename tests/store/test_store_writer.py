@@ -168,6 +168,37 @@ async def test_thousand_concurrent_inserts_group_commit(tmp_path: Path) -> None:
         await reopened.close()
 
 
+async def test_units_of_one_loop_pass_reach_the_writer_together(store: SqliteStore) -> None:
+    order: list[int] = []
+
+    def unit(i: int) -> Callable[[sqlite3.Connection], int]:
+        def run(conn: sqlite3.Connection) -> int:
+            order.append(i)
+            return i
+
+        return run
+
+    batches = store.writer_batches
+    # Submitted in one pass, awaited and not: one hand-over, one transaction, in order.
+    futs = [store._writer.submit(unit(i)) for i in range(5)]
+    store.submit_nowait(unit(5))
+    futs.append(store._writer.submit(unit(6)))
+    assert [await f for f in futs] == [0, 1, 2, 3, 4, 6]
+    assert order == [0, 1, 2, 3, 4, 5, 6]
+    assert store.writer_batches == batches + 1
+
+
+async def test_close_runs_units_not_yet_handed_over(tmp_path: Path) -> None:
+    path = tmp_path / "gw.db"
+    store = await SqliteStore.open(path)
+    msg, parts = make_message()
+    fut = asyncio.ensure_future(store.insert_message(msg, parts))
+    await asyncio.sleep(0)  # the unit sits in this pass's outbox
+    await store.close()
+    await fut
+    assert message_ids(path) == {msg.id}
+
+
 async def test_fresh_connection_sees_result_right_after_await(store: SqliteStore) -> None:
     for i in range(20):
         msg, parts = make_message(transaction_id=f"t{i}")

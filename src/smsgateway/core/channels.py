@@ -58,18 +58,24 @@ class SendJob:
     registered_delivery: int
     parts: list[PartSpec]
     campaign: str = ""
+    # The message's part count (`parts` may be fewer: those left to send after a
+    # restart); 0 when unknown.
+    parts_total: int = 0
     # The pool the job was routed to (None: sent to a link by name). When its link
     # goes down, the pool hands the job to a member that can send.
     pool: SmppPool | None = None
     outcomes: dict[int, PartOutcome] = field(default_factory=dict)
-    done: asyncio.Future[list[PartOutcome]] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
 
     def remaining(self) -> list[PartSpec]:
         return [p for p in self.parts if p.seq not in self.outcomes]
 
+    @property
+    def complete(self) -> bool:
+        """Every part has its outcome (an SMSC id or a refusal)."""
+        return len(self.outcomes) == len(self.parts)
 
+
+# Told each batch of new outcomes; `job.complete` says when the last one came.
 OutcomeSink = Callable[[SendJob, list[PartOutcome]], None]
 DeliverHandler = Callable[["SmppLink", DeliverSm | DataSm], Awaitable[int]]
 
@@ -310,8 +316,6 @@ class SmppLink:
                 job.pool.enqueue(job)  # this link is down: another member sends it
             elif retry:
                 self._pending.appendleft(job)
-            elif not job.done.done():
-                job.done.set_result([job.outcomes[p.seq] for p in job.parts])
         finally:
             self._active -= 1
             self._wake.set()

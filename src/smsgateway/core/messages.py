@@ -84,6 +84,16 @@ _result_encoder = msgspec.json.Encoder()
 _result_decoder = msgspec.json.Decoder(SendResult)
 
 
+@dataclass(slots=True)
+class _Waiting:
+    """A sender waiting, within the send budget, for its message's outcomes."""
+
+    result: SendResult
+    # True once the outcomes and this answer are committed; False: budget over.
+    stored: asyncio.Future[bool]
+    timer: asyncio.TimerHandle | None = None
+
+
 @dataclass
 class _EarlyReceipt:
     state: str
@@ -120,9 +130,10 @@ class MessageService:
         self._clock = clock
         self._task_ids = itertools.count(1)
         # A transaction_id's answer is served from here from the moment the send starts
-        # until the answer is committed to the idempotency table (not just until the
+        # until the answer is committed on its message row (not just until the
         # send returns: a retry racing the commit would otherwise see a half answer).
         self._inflight_tx: dict[tuple[int, str], asyncio.Future[SendResult]] = {}
+        self._waiting: dict[str, _Waiting] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._early: dict[tuple[int, str], _EarlyReceipt] = {}
         self._concat_ref = itertools.count(int(time.time()) & 0xFF)
@@ -194,7 +205,10 @@ class MessageService:
         task.add_done_callback(self._background.discard)
 
     async def _previous_answer(self, app_id: int, transaction_id: str) -> SendResult | None:
-        stored = await self.store.idem_get(f"tx:{app_id}", transaction_id)
+        stored = await self.store.get_answer(app_id, transaction_id)
+        if stored is None:
+            # Databases from before migration 0003 kept answers in `idempotency`.
+            stored = await self.store.idem_get(f"tx:{app_id}", transaction_id)
         if stored is not None:
             return _result_decoder.decode(stored)
         row: MessageWithParts | None = await self.store.get_message_by_transaction(
@@ -318,8 +332,8 @@ class MessageService:
             registered_delivery=1 if self.settings.registered_delivery else 0,
             parts=parts,
             campaign=req.campaign,
+            parts_total=len(parts),
         )
-        channel.enqueue(job)
         result = SendResult(
             success=True,
             error="",
@@ -330,37 +344,40 @@ class MessageService:
             sms_ids=[],
             task_id=task_id,
         )
+        # Wait for the SMSC's answers within the send budget, without a task: the
+        # outcomes' writer unit (which also stores this answer) settles `stored`, or
+        # the budget timer does.
+        loop = asyncio.get_running_loop()
+        waiting = _Waiting(result, loop.create_future())
+        self._waiting[message_id] = waiting
+        waiting.timer = loop.call_later(self.settings.send_budget_s, self._budget_over, message_id)
+        channel.enqueue(job)
         try:
-            outcomes = await asyncio.wait_for(
-                asyncio.shield(job.done), timeout=self.settings.send_budget_s
-            )
-        except TimeoutError:
-            outcomes = []  # stored and queued: it goes out when the link can take it
-        else:
-            refused = [o for o in outcomes if o.error]
-            result.sms_ids = [o.smsc_id for o in outcomes if o.smsc_id]
-            if refused:
-                result.success = False
-                result.error = refused[0].error or ""
-                result.status = PartState.REJECTED.value
-            else:
-                result.status = PartState.SUBMITTED.value
-        # The outcomes went to the writer before job.done resolved and the writer is
-        # FIFO, so once this unit commits they are stored too: an /sms/info right
-        # after this answer shows what the answer says. With a transaction_id the
-        # unit stores the answer itself, so a retry gets exactly this answer.
-        if req.transaction_id:
-            await self.store.idem_put(
-                f"tx:{app_id}", req.transaction_id, _result_encoder.encode(result)
-            )
-        elif outcomes:
-            await self.store.write(_barrier)
+            committed = await waiting.stored
+        finally:
+            self._waiting.pop(message_id, None)
+            if waiting.timer is not None:
+                waiting.timer.cancel()
+        if not committed and req.transaction_id:
+            # Stored and queued: it goes out when the link can take it. A retry of
+            # this transaction_id must get this same "queued" answer.
+            await self.store.put_answer(message_id, _result_encoder.encode(result))
         return result
+
+    def _budget_over(self, message_id: str) -> None:
+        waiting = self._waiting.pop(message_id, None)
+        if waiting is not None and not waiting.stored.done():
+            waiting.stored.set_result(False)
 
     # -- outcomes and receipts -------------------------------------------------------
 
     def record_outcomes(self, job: SendJob, outcomes: list[PartOutcome]) -> None:
-        """Called by channels as submit_sm_resps arrive; writes are batched, not awaited."""
+        """Called by channels as submit_sm_resps arrive; one writer unit per call.
+
+        When these outcomes complete a message whose sender is still waiting, the
+        unit also stores the sender's answer and settles the wait at its COMMIT: an
+        /sms/info or a transaction_id retry right after the answer sees what it says.
+        """
         now = self._now_ms()
         updates = []
         for o in outcomes:
@@ -376,11 +393,42 @@ class MessageService:
                 updates.append(
                     PartUpdate(job.message_id, o.seq, o.link_id, o.smsc_id, "submitted", None, now)
                 )
-        self.store.mark_parts_nowait(updates)
+        waiting = self._waiting.pop(job.message_id, None) if job.complete else None
+        if waiting is None:
+            self.store.record_submit_nowait(job.message_id, job.parts_total, updates)
+        else:
+            if waiting.timer is not None:
+                waiting.timer.cancel()
+            result = waiting.result
+            _fill_result(result, [job.outcomes[p.seq] for p in job.parts])
+            answer = _result_encoder.encode(result) if result.transaction_id else None
+            stored = self.store.record_submit(job.message_id, job.parts_total, updates, answer)
+            stored.add_done_callback(
+                lambda fut: self._submit_recorded(fut, waiting.stored, job, updates)
+            )
         self.observer.outcomes(job, outcomes)
         for o in outcomes:
             if o.smsc_id:
                 self._match_early(o.link_id, o.smsc_id)
+
+    def _submit_recorded(
+        self,
+        fut: asyncio.Future[int],
+        stored: asyncio.Future[bool],
+        job: SendJob,
+        updates: list[PartUpdate],
+    ) -> None:
+        error = fut.exception() if not fut.cancelled() else None
+        if error is not None:
+            # The sender hears of the failure; the SMSC ids must still be kept (a
+            # receipt needs them), so they go again as a held, retried write.
+            self.store.record_submit_nowait(job.message_id, job.parts_total, updates)
+        if stored.done():
+            return
+        if error is not None:
+            stored.set_exception(error)
+        else:
+            stored.set_result(True)
 
     def _match_early(self, link_id: int, smsc_id: str) -> None:
         if not self._early:
@@ -537,11 +585,20 @@ class MessageService:
             registered_delivery=1 if self.settings.registered_delivery else 0,
             parts=parts,
             campaign=msg.campaign or "",
+            parts_total=msg.parts_total,
         )
 
 
-def _barrier(conn: object) -> None:
-    """A writer unit that does nothing: awaiting it waits for every earlier write."""
+def _fill_result(result: SendResult, outcomes: list[PartOutcome]) -> None:
+    """The answer once every part has its outcome: ids, or the first refusal."""
+    result.sms_ids = [o.smsc_id for o in outcomes if o.smsc_id]
+    refused = next((o for o in outcomes if o.error), None)
+    if refused is not None:
+        result.success = False
+        result.error = refused.error or ""
+        result.status = PartState.REJECTED.value
+    else:
+        result.status = PartState.SUBMITTED.value
 
 
 def _shown_state(state: str) -> str:

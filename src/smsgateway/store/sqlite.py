@@ -530,7 +530,12 @@ class SqliteStore:
         msg = _message(row)
         return MessageWithParts(msg, self._parts(msg.id))
 
-    def _parts_unit(self, updates: Sequence[PartUpdate]) -> Callable[[sqlite3.Connection], int]:
+    def _parts_unit(
+        self,
+        updates: Sequence[PartUpdate],
+        parts_total: int = 0,
+        answer: bytes | None = None,
+    ) -> Callable[[sqlite3.Connection], int]:
         for u in updates:
             if u.state not in ALL_STATES:
                 raise ValueError(f"unknown part state {u.state!r}")
@@ -571,8 +576,26 @@ class SqliteStore:
                     prev = touched.get(u.message_id)
                     link = u.link_id if u.link_id is not None else (prev[1] if prev else None)
                     touched[u.message_id] = (max(u.at, prev[0]) if prev else u.at, link)
+            if parts_total and changed == parts_total == len(updates):
+                # These updates moved every part of the one message: its status
+                # follows from them without reading the parts back.
+                message_id, (at, link_id) = next(iter(touched.items()))
+                status, error = rollup(u.state for u in updates), ""
+                if status in FINAL_STATES and status != PartState.DELIVERED:
+                    error = next((u.error for u in updates if u.state == status and u.error), "")
+                conn.execute(
+                    "UPDATE messages SET status = ?, error = ?, updated_at = ?,"
+                    " link_id = COALESCE(?, link_id), answer = COALESCE(?, answer)"
+                    " WHERE id = ?",
+                    (status, error, at, link_id, answer, message_id),
+                )
+                return changed
             for message_id, (at, link_id) in touched.items():
                 _rollup_message(conn, message_id, at, link_id)
+            if answer is not None and updates:
+                conn.execute(
+                    "UPDATE messages SET answer = ? WHERE id = ?", (answer, updates[0].message_id)
+                )
             return changed
 
         return unit
@@ -584,8 +607,45 @@ class SqliteStore:
     def mark_parts_submitted_nowait(self, updates: Sequence[PartUpdate]) -> None:
         self.submit_nowait(self._parts_unit(list(updates)))
 
-    # The name core/messages.py calls.
-    mark_parts_nowait = mark_parts_submitted_nowait
+    def record_submit(
+        self,
+        message_id: str,
+        parts_total: int,
+        updates: Sequence[PartUpdate],
+        answer: bytes | None = None,
+    ) -> asyncio.Future[int]:
+        """One message's submit outcomes, and the answer its sender got, in one unit.
+
+        `updates` are parts of `message_id` only; `parts_total` is the message's part
+        count (when the updates cover every part, the status needs no read-back).
+        `answer` (if given) is stored on the message for repeats of its
+        transaction_id. The future settles after COMMIT with the parts changed.
+        """
+        if any(u.message_id != message_id for u in updates):
+            raise ValueError("updates must belong to the message")
+        return self._writer.submit(self._parts_unit(list(updates), parts_total, answer))
+
+    def record_submit_nowait(
+        self, message_id: str, parts_total: int, updates: Sequence[PartUpdate]
+    ) -> None:
+        """`record_submit` that nobody waits for (held and retried if refused)."""
+        self.submit_nowait(self._parts_unit(list(updates), parts_total))
+
+    async def put_answer(self, message_id: str, answer: bytes) -> None:
+        """Store the answer a send got (see `record_submit`), once, before giving it."""
+        await self.write(
+            lambda conn: conn.execute(
+                "UPDATE messages SET answer = ? WHERE id = ?", (answer, message_id)
+            )
+        )
+
+    async def get_answer(self, app_id: int, transaction_id: str) -> bytes | None:
+        """The stored answer of the send that used this transaction_id, if committed."""
+        row = self._one(
+            "SELECT answer FROM messages WHERE app_id = ? AND transaction_id = ?",
+            (app_id, transaction_id),
+        )
+        return row[0] if row and row[0] is not None else None
 
     async def apply_receipt(
         self,
@@ -619,14 +679,16 @@ class SqliteStore:
                 if link_id is None:
                     rows = conn.execute(
                         "SELECT p.message_id, p.seq, p.state, m.app_id, m.status, m.campaign,"
-                        " m.destination FROM parts p JOIN messages m ON m.id = p.message_id"
+                        " m.destination, m.parts_total FROM parts p"
+                        " JOIN messages m ON m.id = p.message_id"
                         " WHERE p.smsc_id = ? ORDER BY p.submitted_at DESC LIMIT 8",
                         (sid,),
                     ).fetchall()
                 else:
                     rows = conn.execute(
                         "SELECT p.message_id, p.seq, p.state, m.app_id, m.status, m.campaign,"
-                        " m.destination FROM parts p JOIN messages m ON m.id = p.message_id"
+                        " m.destination, m.parts_total FROM parts p"
+                        " JOIN messages m ON m.id = p.message_id"
                         " WHERE p.smsc_id = ? AND p.link_id = ?"
                         " ORDER BY p.submitted_at DESC LIMIT 8",
                         (sid, link_id),
@@ -639,7 +701,7 @@ class SqliteStore:
                     break
             if found is None:
                 return None
-            message_id, seq, part_state, app_id, status, campaign, _ = found
+            message_id, seq, part_state, app_id, status, campaign, _, parts_total = found
             if state not in FINAL_STATES or part_state in FINAL_STATES:
                 return ReceiptMatch(message_id, seq, app_id, part_state, status, False, campaign)
             conn.execute(
@@ -647,7 +709,15 @@ class SqliteStore:
                 " WHERE message_id = ? AND seq = ?",
                 (state, error, ts, ts, message_id, seq),
             )
-            status = _rollup_message(conn, message_id, ts, None)
+            if parts_total == 1:
+                # The message is this part: its status is the receipt's, no read-back.
+                status = state
+                conn.execute(
+                    "UPDATE messages SET status = ?, error = ?, updated_at = ? WHERE id = ?",
+                    (state, (error or "") if state != PartState.DELIVERED else "", ts, message_id),
+                )
+            else:
+                status = _rollup_message(conn, message_id, ts, None)
             return ReceiptMatch(message_id, seq, app_id, state, status, True, campaign)
 
         return await self.write(unit)

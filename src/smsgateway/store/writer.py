@@ -23,7 +23,10 @@ on the loop that would stall every connection. Why one connection: SQLite admits
 writer at a time anyway, and batching many units into one COMMIT is where the
 throughput comes from (one fsync-bearing commit for hundreds of rows).
 
-Results are handed back with `loop.call_soon_threadsafe`, once per batch (and loop).
+Units submitted from an event loop are handed to the thread once per loop pass, as
+one list: a queue put wakes the thread (a futex call and a GIL hand-off), and a
+busy loop submits dozens of units a pass. Results are handed back with
+`loop.call_soon_threadsafe`, once per batch (and loop).
 A caller whose await is cancelled is not un-written: the unit still runs and
 commits; only the answer is dropped. Units submitted with
 `submit_nowait` have no future; their failures are logged. All units, awaited or
@@ -116,7 +119,10 @@ class Writer:
             raise ValueError("writer connection must be in autocommit mode")
         self._conn = conn
         self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
+        # Items are lists of jobs (in submission order) or _STOP.
+        self._queue: queue.SimpleQueue[list[_Job] | object] = queue.SimpleQueue()
+        # Jobs submitted during the current pass of each loop, not yet handed over.
+        self._outbox: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
         self._closed = False
         self._close_lock = threading.Lock()
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
@@ -130,17 +136,52 @@ class Writer:
         return self._closed
 
     def _put(self, job: _Job) -> None:
+        if self._closed:
+            raise StoreUnavailable("store is closed")
+        loop = job.loop
+        if loop is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # not on a loop: hand it over at once
+                self._hand_over([job])
+                return
+        box = self._outbox.get(loop)
+        if box is None:
+            box = self._outbox[loop] = []
+            loop.call_soon(self._flush, loop)
+        box.append(job)
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        jobs = self._outbox.pop(loop, None)
+        if jobs:
+            try:
+                self._hand_over(jobs)
+            except StoreUnavailable as exc:
+                # Closed from another loop meanwhile: nobody will run these.
+                for job in jobs:
+                    if job.future is not None:
+                        _settle(job.future, None, exc)
+
+    def _hand_over(self, jobs: list[_Job]) -> None:
         with self._close_lock:
             if self._closed:
                 raise StoreUnavailable("store is closed")
-            self._queue.put(job)
+            self._queue.put(jobs)
 
     async def call(self, fn: Unit[T]) -> T:
         """Run `fn` in the next batch; return its result once that batch committed."""
+        return await self.submit(fn)
+
+    def submit(self, fn: Unit[T]) -> asyncio.Future[T]:
+        """Queue `fn`; the future settles once its batch committed (or failed).
+
+        For callers that are callbacks rather than coroutines: no task is needed to
+        wait for a write.
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._put(_Job(fn, loop, future))
-        return await future
+        return future
 
     def submit_nowait(self, fn: Unit[Any]) -> None:
         """Queue `fn` behind everything already queued; nobody waits for it."""
@@ -148,6 +189,7 @@ class Writer:
 
     async def close(self) -> None:
         """Stop taking units, run what is queued, then stop the thread."""
+        self._flush(asyncio.get_running_loop())
         with self._close_lock:
             if not self._closed:
                 self._closed = True
@@ -171,12 +213,12 @@ class Writer:
                 if first is _STOP:
                     stopping = True
                 elif first is not None:
-                    batch.append(first)  # type: ignore[arg-type]
+                    batch.extend(first)  # type: ignore[arg-type]
             else:
                 first = self._queue.get()
                 if first is _STOP:
                     break
-                batch = [first]  # type: ignore[list-item]
+                batch = list(first)  # type: ignore[call-overload]
             while not stopping and len(batch) < self._max_batch:
                 try:
                     nxt = self._queue.get_nowait()
@@ -185,15 +227,19 @@ class Writer:
                 if nxt is _STOP:
                     stopping = True
                     break
-                batch.append(nxt)  # type: ignore[arg-type]
-            try:
-                self._run_batch(batch)
-            except BaseException as exc:  # pragma: no cover - last-resort safety net
-                log.exception("store writer batch crashed")
-                # An open transaction would make every later BEGIN fail.
-                self._rollback()
-                err = StoreUnavailable(f"store writer failed: {exc!r}")
-                self._deliver([(job, None, err) for job in batch])
+                batch.extend(nxt)  # type: ignore[arg-type]
+            # A hand-over may overshoot max_batch; split so no transaction grows
+            # beyond it (a big transaction holds the write lock and memory longer).
+            for start in range(0, len(batch), self._max_batch):
+                chunk = batch[start : start + self._max_batch]
+                try:
+                    self._run_batch(chunk)
+                except BaseException as exc:  # pragma: no cover - last-resort safety net
+                    log.exception("store writer batch crashed")
+                    # An open transaction would make every later BEGIN fail.
+                    self._rollback()
+                    err = StoreUnavailable(f"store writer failed: {exc!r}")
+                    self._deliver([(job, None, err) for job in chunk])
         if self._retry:
             log.error("store writer stopped with %d refused writes unapplied", len(self._retry))
 
