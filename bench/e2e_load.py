@@ -499,6 +499,8 @@ class Figures:
     parts_ok: int
     duplicates: int
     baseline: tuple[float, float] | None = None  # GET /healthy: req/s, CPU ms per request
+    store_commits: int = 0
+    store_units: int = 0
 
     @property
     def rate(self) -> float:
@@ -620,6 +622,8 @@ def run(args: argparse.Namespace) -> Figures:
         receipts0 = metric_sum(m0, "smsgateway_receipts_total")
         accepted0 = metric_sum(m0, "smsgateway_messages_accepted_total")
         parts0 = metric_sum(m0, "smsgateway_parts_submitted_total", 'result="ok"')
+        commits0 = metric_sum(m0, "smsgateway_store_commits_total")
+        units0 = metric_sum(m0, "smsgateway_store_units_total")
         stats0 = http_json("GET", f"{sim_url}/stats")[1]
         submits0, dup0 = int(stats0["submits"]), int(stats0["duplicates"])
         acked0 = int(stats0["receipts_acked"])
@@ -689,6 +693,8 @@ def run(args: argparse.Namespace) -> Figures:
             ),
             duplicates=int(stats1["duplicates"]) - dup0,
             baseline=baseline,
+            store_commits=int(metric_sum(m1, "smsgateway_store_commits_total") - commits0),
+            store_units=int(metric_sum(m1, "smsgateway_store_units_total") - units0),
         )
     finally:
         if spy is not None and spy.poll() is None:
@@ -746,6 +752,9 @@ def report(f: Figures, args: argparse.Namespace) -> bool:
         f"e2e simulator CPU per msg    {1000 * f.sim_cpu_s / f.n:.3f} ms (context: same cores)",
         f"e2e gateway counters         accepted {f.accepted_metric}, parts submitted ok "
         f"{f.parts_ok}",
+        f"e2e store writes             {f.store_units / f.n:.2f} units and "
+        f"{f.store_commits / f.n:.3f} commits per message "
+        f"({f.store_units / max(f.store_commits, 1):.1f} units per commit)",
     ]
     if f.baseline is not None:
         lines.append(

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import socket
-from collections.abc import Generator, Iterable
+from collections.abc import Awaitable, Generator, Iterable
 from pathlib import Path
 
 import uvicorn
@@ -32,6 +33,22 @@ from .smpp.pdu import DataSm, DeliverSm
 from .store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
+
+
+def _tune_gc() -> None:
+    """Cheaper cyclic GC for a long-running server, once everything is loaded.
+
+    perf showed about 5% of the gateway's CPU under load in the cyclic collector:
+    every 700 allocations a young-generation pass, and the old-generation passes
+    walk every module, class and settings object made at start-up. Those start-up
+    objects live for the whole run, so they are frozen out of collection; the
+    young-generation pass runs every 10,000 allocations instead of 700. Most of
+    what a request allocates is freed by reference counting anyway; only cycles
+    wait for the collector, a little longer now.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
 
 
 class _QuietServer(uvicorn.Server):
@@ -105,7 +122,10 @@ class Runtime:
         await self.ops.start(METRICS.registry)
         await self.messages.start()
         await self.router.start()
-        self._collector = LiveCollector(self._link_rows)
+        store = self.store
+        self._collector = LiveCollector(
+            self._link_rows, lambda: (store.writer_batches, store.writer_units)
+        )
         METRICS.registry.register(self._collector)
         services = Services(
             settings=s,
@@ -146,6 +166,7 @@ class Runtime:
             await asyncio.sleep(0.01)
         self.grpc_port = await grpc_server.start()
         self._grpc = grpc_server
+        _tune_gc()
         log.info(
             "gateway started", extra={"rest_port": self.rest_port, "grpc_port": self.grpc_port}
         )
@@ -154,9 +175,9 @@ class Runtime:
         assert self.messages is not None
         self.messages.record_outcomes(job, outcomes)
 
-    async def _on_deliver(self, link: SmppLink, pdu: DeliverSm | DataSm) -> int:
+    def _on_deliver(self, link: SmppLink, pdu: DeliverSm | DataSm) -> int | Awaitable[int]:
         assert self.messages is not None
-        return await self.messages.on_deliver(link, pdu)
+        return self.messages.on_deliver(link, pdu)
 
     def _link_rows(self) -> Iterable[tuple[int, str, str, int, float]]:
         if self.router is None:

@@ -23,14 +23,17 @@ def test_canonical() -> None:
         message_id="0123456789",
         state=MessageState.DELIVERED,
         error="000",
-        submitted_at=datetime(2024, 1, 31, 14, 15, tzinfo=UTC),
-        done_at=datetime(2024, 1, 31, 14, 16, tzinfo=UTC),
-        delivered_count=1,
-        submitted_count=1,
+        submit_date="2401311415",
+        done_date="2401311416",
+        dlvrd="001",
+        sub="001",
         text="Hello world",
         stat="DELIVRD",
     )
     assert r.is_final
+    assert r.submitted_at == datetime(2024, 1, 31, 14, 15, tzinfo=UTC)
+    assert r.done_at == datetime(2024, 1, 31, 14, 16, tzinfo=UTC)
+    assert (r.delivered_count, r.submitted_count) == (1, 1)
 
 
 def test_bytes_input() -> None:

@@ -77,7 +77,8 @@ class SendJob:
 
 # Told each batch of new outcomes; `job.complete` says when the last one came.
 OutcomeSink = Callable[[SendJob, list[PartOutcome]], None]
-DeliverHandler = Callable[["SmppLink", DeliverSm | DataSm], Awaitable[int]]
+# The deliver_sm_resp status, or an awaitable of it (see EsmeClient.on_deliver).
+DeliverHandler = Callable[["SmppLink", DeliverSm | DataSm], int | Awaitable[int]]
 
 
 class Channel(Protocol):
@@ -340,8 +341,8 @@ class SmppLink:
             return PartOutcome(part.seq, self.id, None, exc.status_name)
         return PartOutcome(part.seq, self.id, resp.message_id, None)
 
-    async def _deliver(self, pdu: DeliverSm | DataSm) -> int:
-        return await self._on_deliver(self, pdu)
+    def _deliver(self, pdu: DeliverSm | DataSm) -> int | Awaitable[int]:
+        return self._on_deliver(self, pdu)
 
 
 class SmppPool:

@@ -11,7 +11,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,14 @@ from ..smpp.constants import ESM_CLASS_TYPE_MASK, ESM_CLASS_UDHI
 from ..smpp.pdu import DataSm, DeliverSm, encode_tlv_value
 from ..smpp.receipt import id_variants, parse_receipt
 from ..store.errors import DuplicateError
-from ..store.models import MessageRow, MessageWithParts, PartRow, PartUpdate, encode_tlvs
+from ..store.models import (
+    MessageRow,
+    MessageWithParts,
+    PartRow,
+    PartUpdate,
+    ReceiptMatch,
+    encode_tlvs,
+)
 from ..store.sqlite import SqliteStore
 from .channels import PartOutcome, PartSpec, SendJob, SmppLink, SmppPool
 from .errors import InvalidRequest, MessageNotFound
@@ -39,6 +46,11 @@ log = logging.getLogger(__name__)
 # Bound once: labels() takes a lock and a lookup on every call.
 _PARTS_OK = METRICS.parts_submitted.labels(result="ok")
 _PARTS_REFUSED = METRICS.parts_submitted.labels(result="refused")
+_RECEIPTS: dict[str, Any] = {}
+# Plain strings: an enum member's .value is a descriptor call, several per message.
+_QUEUED = PartState.QUEUED.value
+_SUBMITTED = PartState.SUBMITTED.value
+_REJECTED = PartState.REJECTED.value
 
 
 class SendRequest(msgspec.Struct, frozen=True):
@@ -284,7 +296,7 @@ class MessageService:
             encoding=encoding,
             mode="multipart" if len(parts) > 1 else "single",
             parts_total=len(parts),
-            status=PartState.QUEUED.value,
+            status=_QUEUED,
             error="",
             transaction_id=req.transaction_id or None,
             task_id=task_id,
@@ -298,7 +310,7 @@ class MessageService:
                 seq=p.seq,
                 link_id=None,
                 smsc_id=None,
-                state=PartState.QUEUED.value,
+                state=_QUEUED,
                 error=None,
                 short_message=p.short_message,
                 data_coding=p.data_coding,
@@ -340,7 +352,7 @@ class MessageService:
             esme=req.esme,
             transaction_id=req.transaction_id,
             message_id=message_id,
-            status=PartState.QUEUED.value,
+            status=_QUEUED,
             sms_ids=[],
             task_id=task_id,
         )
@@ -444,29 +456,64 @@ class MessageService:
             link_id, smsc_id, early.state, early.error, early.at, early.handset
         )
 
-    async def on_deliver(self, link: SmppLink, pdu: DeliverSm | DataSm) -> int:
-        """deliver_sm / data_sm from a link: a receipt, or an inbound (MO) message."""
+    def on_deliver(self, link: SmppLink, pdu: DeliverSm | DataSm) -> int | Awaitable[int]:
+        """deliver_sm / data_sm from a link: a receipt, or an inbound (MO) message.
+
+        Returns the deliver_sm_resp status, or an awaitable of it that settles once
+        the receipt or message is stored: an SMSC that hears nothing sends it again.
+        A receipt is answered from the writer's callback, with no task of its own.
+        """
         is_receipt = bool(pdu.esm_class & ESM_CLASS_TYPE_MASK & 0x24)
         short = pdu.short_message if isinstance(pdu, DeliverSm) else b""
         receipt = None
         if is_receipt or 0x001E in pdu.tlvs:
             receipt = parse_receipt(short, pdu.tlvs)
-        if receipt is not None:
-            self.counters.receipts += 1
-            state = receipt_state(receipt.state)
-            METRICS.receipts.labels(state=state).inc()
-            at = self._now_ms()
-            # "err:000" is the SMSC saying "no error"; only a real code is worth showing.
-            error = receipt.error if receipt.error and receipt.error.strip("0") else None
-            handset = pdu.source_addr
-            matched = await self._apply_receipt(
-                link.id, receipt.message_id, state, error, at, handset
+        if receipt is None:
+            return self._store_inbound(link, pdu)
+        self.counters.receipts += 1
+        state = receipt_state(receipt.state)
+        counter = _RECEIPTS.get(state)
+        if counter is None:
+            counter = _RECEIPTS[state] = METRICS.receipts.labels(state=state)
+        counter.inc()
+        at = self._now_ms()
+        # "err:000" is the SMSC saying "no error"; only a real code is worth showing.
+        error = receipt.error if receipt.error and receipt.error.strip("0") else None
+        handset = pdu.source_addr
+        answered: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        applied = self.store.apply_receipt_soon(
+            link.id, id_variants(receipt.message_id), state, error, at, handset or None
+        )
+        applied.add_done_callback(
+            lambda fut: self._receipt_applied(
+                fut, answered, link.id, receipt.message_id, state, error, at, handset
             )
-            if not matched:
-                self._hold_early(link.id, receipt.message_id, state, error, at, handset)
-            return 0
-        await self._store_inbound(link, pdu)
-        return 0
+        )
+        return answered
+
+    def _receipt_applied(
+        self,
+        applied: asyncio.Future[ReceiptMatch | None],
+        answered: asyncio.Future[int],
+        link_id: int,
+        smsc_id: str,
+        state: str,
+        error: str | None,
+        at: int,
+        handset: str,
+    ) -> None:
+        if answered.done():
+            return
+        if applied.cancelled():
+            answered.cancel()
+            return
+        failure = applied.exception()
+        if failure is not None:
+            answered.set_exception(failure)
+            return
+        if not self._receipt_matched(link_id, state, applied.result()):
+            self._hold_early(link_id, smsc_id, state, error, at, handset)
+        answered.set_result(0)
 
     async def _apply_receipt(
         self,
@@ -481,6 +528,9 @@ class MessageService:
         match = await self.store.apply_receipt(
             link_id, id_variants(smsc_id), state, error, at, handset or None
         )
+        return self._receipt_matched(link_id, state, match)
+
+    def _receipt_matched(self, link_id: int, state: str, match: ReceiptMatch | None) -> bool:
         if match is None:
             return False
         if match.changed:
@@ -509,7 +559,7 @@ class MessageService:
         for variant in id_variants(smsc_id):
             self._early[(link_id, variant)] = hold
 
-    async def _store_inbound(self, link: SmppLink, pdu: DeliverSm | DataSm) -> None:
+    async def _store_inbound(self, link: SmppLink, pdu: DeliverSm | DataSm) -> int:
         short = pdu.short_message if isinstance(pdu, DeliverSm) else pdu.tlvs.get(0x0424, b"")
         raw = short if isinstance(short, bytes) else b""
         inbound = smpp_text.decode_short_message(
@@ -522,6 +572,7 @@ class MessageService:
         await self.store.insert_inbound(
             uuid7(), link.id, pdu.source_addr, pdu.destination_addr, inbound.text, self._now_ms()
         )
+        return 0
 
     # -- info / check ----------------------------------------------------------------
 
@@ -596,9 +647,9 @@ def _fill_result(result: SendResult, outcomes: list[PartOutcome]) -> None:
     if refused is not None:
         result.success = False
         result.error = refused.error or ""
-        result.status = PartState.REJECTED.value
+        result.status = _REJECTED
     else:
-        result.status = PartState.SUBMITTED.value
+        result.status = _SUBMITTED
 
 
 def _shown_state(state: str) -> str:

@@ -65,17 +65,18 @@ def is_final(state: str) -> bool:
 
 def rollup(states: Iterable[str]) -> str:
     """The message status for the given part states (see the module docstring)."""
-    seen = list(states)
+    # Set operations, not generator scans: this runs for every message and receipt.
+    seen = set(states)
     if not seen:
         raise ValueError("a message has at least one part")
-    for state in seen:
-        if state not in ALL_STATES:
-            raise ValueError(f"unknown part state {state!r}")
-    if any(s in PENDING_STATES for s in seen):
+    unknown = seen - ALL_STATES
+    if unknown:
+        raise ValueError(f"unknown part state {sorted(unknown)[0]!r}")
+    if not seen.isdisjoint(PENDING_STATES):
         return PartState.QUEUED.value
     if PartState.SUBMITTED in seen:
         return PartState.SUBMITTED.value
-    return PartState(max(seen, key=_WORST.__getitem__)).value
+    return str(max(seen, key=_WORST.__getitem__))
 
 
 # SMPP 3.4 message_state values (5.2.28) and the 7-letter `stat:` words of the

@@ -19,14 +19,17 @@ from .constants import MessageState, Tlv
 __all__ = ["Receipt", "id_variants", "ids_match", "parse_receipt"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Receipt:
     """A parsed delivery receipt.
 
     `message_id` is exactly as the SMSC wrote it; use `id_variants` to match it.
     `state` is UNKNOWN when no stat could be read; `stat` keeps the raw value for
-    diagnostics. Dates are timezone-aware UTC: the format carries no zone, and
-    SMSCs nearly always run on UTC, so that is the least surprising reading.
+    diagnostics. `submit_date`, `done_date`, `dlvrd` and `sub` are the raw fields;
+    `submitted_at`, `done_at`, `delivered_count` and `submitted_count` read them on
+    demand (a gateway matching receipts rarely needs them). Dates are
+    timezone-aware UTC: the format carries no zone, and SMSCs nearly always run on
+    UTC, so that is the least surprising reading.
     `error` is the err field, or the NETWORK_ERROR_CODE TLV's code as a 3-digit
     string (its network type in `network_error_type`).
     """
@@ -34,13 +37,29 @@ class Receipt:
     message_id: str
     state: MessageState
     error: str | None = None
-    submitted_at: datetime | None = None
-    done_at: datetime | None = None
-    delivered_count: int | None = None
-    submitted_count: int | None = None
+    submit_date: str | None = None
+    done_date: str | None = None
+    dlvrd: str | None = None
+    sub: str | None = None
     text: str | None = None
     stat: str | None = None
     network_error_type: int | None = None
+
+    @property
+    def delivered_count(self) -> int | None:
+        return _int(self.dlvrd)
+
+    @property
+    def submitted_count(self) -> int | None:
+        return _int(self.sub)
+
+    @property
+    def submitted_at(self) -> datetime | None:
+        return _date(self.submit_date)
+
+    @property
+    def done_at(self) -> datetime | None:
+        return _date(self.done_date)
 
     @property
     def is_final(self) -> bool:
@@ -89,18 +108,19 @@ def _canonical_key(key: str) -> str:
 # The layout of SMPP 3.4 Appendix B, which nearly every SMSC sends: one match instead
 # of the tolerant key-by-key scan below.
 _CANONICAL = re.compile(
-    r"id:(\S*) sub:(\S*) dlvrd:(\S*) submit date:(\S*) done date:(\S*)"
-    r" stat:(\S*) err:(\S*)(?: text:(.*))?",
+    r"id:(?P<id>\S*) sub:(?P<sub>\S*) dlvrd:(?P<dlvrd>\S*)"
+    r" submit date:(?P<submit_date>\S*) done date:(?P<done_date>\S*)"
+    r" stat:(?P<stat>\S*) err:(?P<err>\S*)(?: text:(?P<text>.*))?",
     re.IGNORECASE | re.DOTALL,
 )
-_CANONICAL_KEYS = ("id", "sub", "dlvrd", "submit_date", "done_date", "stat", "err", "text")
 
 
-def _fields(text: str) -> dict[str, str]:
+def _fields(text: str) -> dict[str, str | None]:
+    """The receipt's fields by canonical key; a key may be missing or None."""
     m = _CANONICAL.fullmatch(text)
     if m is not None:
-        return {k: v for k, v in zip(_CANONICAL_KEYS, m.groups(), strict=True) if v is not None}
-    fields: dict[str, str] = {}
+        return m.groupdict()
+    fields: dict[str, str | None] = {}
     matches = list(_KEY.finditer(text))
     for i, match in enumerate(matches):
         key = _canonical_key(match.group(1))
@@ -167,6 +187,15 @@ def _state(stat: str | None) -> MessageState:
     return MessageState.UNKNOWN
 
 
+# Tuples, not `bytes | bytearray | memoryview`: that builds a union object per call,
+# and these run for every receipt.
+_BYTES = (bytes, bytearray, memoryview)
+_TLV_ID = int(Tlv.RECEIPTED_MESSAGE_ID)
+_TLV_STATE = int(Tlv.MESSAGE_STATE)
+_TLV_NETWORK_ERROR = int(Tlv.NETWORK_ERROR_CODE)
+_MESSAGE_STATES = {int(m): m for m in MessageState}
+
+
 def _as_text(data: str | bytes) -> str:
     if isinstance(data, str):
         return data.rstrip("\x00")
@@ -178,7 +207,7 @@ def _as_text(data: str | bytes) -> str:
 
 
 def _tlv_id(value: object) -> str | None:
-    if isinstance(value, bytes | bytearray | memoryview):
+    if isinstance(value, _BYTES):
         value = _as_text(bytes(value))
     if isinstance(value, str):
         value = value.strip().rstrip("\x00")
@@ -187,19 +216,16 @@ def _tlv_id(value: object) -> str | None:
 
 
 def _tlv_state(value: object) -> MessageState | None:
-    if isinstance(value, bytes | bytearray | memoryview) and len(value) == 1:
+    if isinstance(value, _BYTES) and len(value) == 1:
         value = value[0]
     if isinstance(value, int) and not isinstance(value, bool):
-        try:
-            return MessageState(value)
-        except ValueError:
-            return None
+        return _MESSAGE_STATES.get(value)
     return None
 
 
 def _tlv_network_error(value: object) -> tuple[int | None, str] | None:
     """(network type, code) from NETWORK_ERROR_CODE: 1 octet type + 2 octets code."""
-    if isinstance(value, bytes | bytearray | memoryview) and len(value) == 3:
+    if isinstance(value, _BYTES) and len(value) == 3:
         raw = bytes(value)
         return raw[0], f"{int.from_bytes(raw[1:], 'big'):03d}"
     if isinstance(value, int) and not isinstance(value, bool):
@@ -216,34 +242,36 @@ def parse_receipt(text: str | bytes, tlvs: Mapping[int, object] | None = None) -
     neither gives a message id.
     """
     fields = _fields(_as_text(text))
-    tlvs = tlvs or {}
-
-    message_id = _tlv_id(tlvs.get(Tlv.RECEIPTED_MESSAGE_ID)) or _first_token(fields.get("id"))
+    state = network_error = None
+    message_id = None
+    if tlvs:
+        message_id = _tlv_id(tlvs.get(_TLV_ID))
+        state = _tlv_state(tlvs.get(_TLV_STATE))
+        network_error = _tlv_network_error(tlvs.get(_TLV_NETWORK_ERROR))
+    message_id = message_id or _first_token(fields.get("id"))
     if message_id is None:
         return None
 
     stat = _first_token(fields.get("stat"))
-    state = _tlv_state(tlvs.get(Tlv.MESSAGE_STATE))
     if state is None:
         state = _state(stat)
 
     error = _first_token(fields.get("err"))
     network_type: int | None = None
-    network_error = _tlv_network_error(tlvs.get(Tlv.NETWORK_ERROR_CODE))
     if network_error is not None:
         network_type, error = network_error
 
     return Receipt(
-        message_id=message_id,
-        state=state,
-        error=error,
-        submitted_at=_date(fields.get("submit_date")),
-        done_at=_date(fields.get("done_date")),
-        delivered_count=_int(fields.get("dlvrd")),
-        submitted_count=_int(fields.get("sub")),
-        text=fields.get("text"),
-        stat=stat,
-        network_error_type=network_type,
+        message_id,
+        state,
+        error,
+        fields.get("submit_date"),
+        fields.get("done_date"),
+        fields.get("dlvrd"),
+        fields.get("sub"),
+        fields.get("text"),
+        stat,
+        network_type,
     )
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import sqlite3
 import threading
 import time
@@ -69,6 +70,9 @@ _MSG_PARAMS = ", ".join("?" * len(MessageRow.__struct_fields__))
 _PART_COLS = ", ".join(PartRow.__struct_fields__)
 _PART_PARAMS = ", ".join("?" * len(PartRow.__struct_fields__))
 _FINAL_SQL = ", ".join(f"'{s}'" for s in sorted(FINAL_STATES))  # constants, not input
+
+
+_NON_DIGITS = re.compile(r"[^0-9]")
 
 
 def now_ms() -> int:
@@ -140,7 +144,7 @@ def _rollup_message(conn: sqlite3.Connection, message_id: str, at: int, link_id:
 
 
 def _digits(number: str) -> str:
-    return "".join(c for c in number if c.isdigit())
+    return _NON_DIGITS.sub("", number)
 
 
 def _same_number(a: str, b: str) -> bool:
@@ -656,6 +660,18 @@ class SqliteStore:
         at: int | None = None,
         handset: str | None = None,
     ) -> ReceiptMatch | None:
+        """See `apply_receipt_soon`; returns the match after COMMIT."""
+        return await self.apply_receipt_soon(link_id, smsc_ids, state, error, at, handset)
+
+    def apply_receipt_soon(
+        self,
+        link_id: int | None,
+        smsc_ids: Sequence[str],
+        state: str,
+        error: str | None,
+        at: int | None = None,
+        handset: str | None = None,
+    ) -> asyncio.Future[ReceiptMatch | None]:
         """Apply a delivery receipt to the part it names, then roll the message up.
 
         `smsc_ids` are the id's spellings to try in order (as received, hex, decimal);
@@ -665,7 +681,8 @@ class SqliteStore:
         number match, because an SMSC that restarts may hand out the same ids again.
         Among the parts that carry the id, an open one wins over a final one; a match
         on a final part changes nothing. None when no part matches: the caller may
-        hold the receipt until the submit_sm_resp is written.
+        hold the receipt until the submit_sm_resp is written. The future settles
+        after COMMIT.
         """
         if state not in ALL_STATES:
             raise ValueError(f"unknown part state {state!r}")
@@ -720,7 +737,7 @@ class SqliteStore:
                 status = _rollup_message(conn, message_id, ts, None)
             return ReceiptMatch(message_id, seq, app_id, state, status, True, campaign)
 
-        return await self.write(unit)
+        return self._writer.submit(unit)
 
     async def requeue_unacknowledged(self, at: int | None = None) -> int:
         """At start-up: parts left `sending` (no submit_sm_resp seen) go back to
