@@ -209,6 +209,20 @@ async def test_receipt_before_submit_sm_resp_is_held_and_matched(
     assert counters.unmatched_receipts == rec.parts == sim.receipts_acked
 
 
+async def test_receipt_right_behind_its_resp_is_never_lost(
+    tmp_path: Path, make_sim: SimFactory, make_gateway: Any
+) -> None:
+    """The SMSC sends each receipt at once after its submit_sm_resp, often in the same
+    read: the receipt's lookup can reach the store before the part's outcome does
+    (a multipart send records its outcomes only once every part is answered). Every
+    receipt must still land on its part."""
+    sim, gw, headers = await start(tmp_path, make_sim, make_gateway, budget=1.0)
+    sim.configure(dlr_delay_ms=0)
+    sent = await send_many(gw, headers, range(60))
+    rec = await settle(gw, headers, [sim], sent, timeout=15.0)
+    assert rec.duplicates == 0 and sim.receipts_acked == rec.parts
+
+
 def _part_rows(db: Path) -> list[tuple[Any, ...]]:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         return conn.execute(

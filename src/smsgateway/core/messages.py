@@ -106,8 +106,11 @@ class _Waiting:
     timer: asyncio.TimerHandle | None = None
 
 
-@dataclass
+@dataclass(slots=True, eq=False)
 class _EarlyReceipt:
+    """A receipt whose part may not be recorded yet, under every spelling of its id."""
+
+    variants: tuple[str, ...]
     state: str
     error: str | None
     at: int
@@ -446,8 +449,10 @@ class MessageService:
         if not self._early:
             return
         for variant in id_variants(smsc_id):
-            early = self._early.pop((link_id, variant), None)
+            early = self._early.get((link_id, variant))
             if early is not None:
+                self._unhold(link_id, early)
+                # Queued behind this outcome's unit, so it finds the part.
                 self._spawn(self._apply_early(link_id, smsc_id, early))
                 return
 
@@ -479,16 +484,14 @@ class MessageService:
         at = self._now_ms()
         # "err:000" is the SMSC saying "no error"; only a real code is worth showing.
         error = receipt.error if receipt.error and receipt.error.strip("0") else None
-        handset = pdu.source_addr
+        # Held before it is looked up, not after: an outcome recorded while the lookup
+        # is in the writer's queue (its unit behind this one) still finds it here.
+        hold = self._hold_early(link.id, receipt.message_id, state, error, at, pdu.source_addr)
         answered: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         applied = self.store.apply_receipt_soon(
-            link.id, id_variants(receipt.message_id), state, error, at, handset or None
+            link.id, hold.variants, state, error, at, pdu.source_addr or None
         )
-        applied.add_done_callback(
-            lambda fut: self._receipt_applied(
-                fut, answered, link.id, receipt.message_id, state, error, at, handset
-            )
-        )
+        applied.add_done_callback(lambda fut: self._receipt_applied(fut, answered, link.id, hold))
         return answered
 
     def _receipt_applied(
@@ -496,24 +499,24 @@ class MessageService:
         applied: asyncio.Future[ReceiptMatch | None],
         answered: asyncio.Future[int],
         link_id: int,
-        smsc_id: str,
-        state: str,
-        error: str | None,
-        at: int,
-        handset: str,
+        hold: _EarlyReceipt,
     ) -> None:
-        if answered.done():
+        if applied.cancelled() or applied.exception() is not None:
+            # Not stored: unanswered (or answered with an error), the SMSC sends it again.
+            self._unhold(link_id, hold)
+            if not answered.done():
+                if applied.cancelled():
+                    answered.cancel()
+                else:
+                    answered.set_exception(applied.exception())  # type: ignore[arg-type]
             return
-        if applied.cancelled():
-            answered.cancel()
-            return
-        failure = applied.exception()
-        if failure is not None:
-            answered.set_exception(failure)
-            return
-        if not self._receipt_matched(link_id, state, applied.result()):
-            self._hold_early(link_id, smsc_id, state, error, at, handset)
-        answered.set_result(0)
+        if self._receipt_matched(link_id, hold.state, applied.result()):
+            self._unhold(link_id, hold)
+        else:
+            # Stays held until its part's submit_sm_resp is recorded (or it expires).
+            self.counters.unmatched_receipts += 1
+        if not answered.done():
+            answered.set_result(0)
 
     async def _apply_receipt(
         self,
@@ -549,15 +552,27 @@ class MessageService:
         error: str | None,
         at: int,
         handset: str | None = None,
-    ) -> None:
+    ) -> _EarlyReceipt:
         now = time.monotonic()
         # Drop what waited too long: an id the SMSC never gave us is not ours.
         if len(self._early) > 10_000:
             self._early = {k: v for k, v in self._early.items() if v.expires > now}
-        self.counters.unmatched_receipts += 1
-        hold = _EarlyReceipt(state, error, at, now + self.settings.early_receipt_hold_s, handset)
-        for variant in id_variants(smsc_id):
+        variants = id_variants(smsc_id)
+        hold = _EarlyReceipt(
+            variants, state, error, at, now + self.settings.early_receipt_hold_s, handset
+        )
+        for variant in variants:
             self._early[(link_id, variant)] = hold
+        return hold
+
+    def _unhold(self, link_id: int, hold: _EarlyReceipt) -> None:
+        # Every spelling goes: a leftover could later match an unrelated id that
+        # happens to read the same (decimal "16", hex "10").
+        early = self._early
+        for variant in hold.variants:
+            key = (link_id, variant)
+            if early.get(key) is hold:
+                del early[key]
 
     async def _store_inbound(self, link: SmppLink, pdu: DeliverSm | DataSm) -> int:
         short = pdu.short_message if isinstance(pdu, DeliverSm) else pdu.tlvs.get(0x0424, b"")
