@@ -16,6 +16,7 @@ from pathlib import Path
 
 import uvicorn
 
+from .api.fastpath import FastRoutes
 from .api.grpc.server import GrpcServer
 from .api.httpserver import guarded_protocol
 from .api.rest import build_app
@@ -85,6 +86,7 @@ class Runtime:
         self._server_task: asyncio.Task[None] | None = None
         self._collector: LiveCollector | None = None
         self._grpc: GrpcServer | None = None
+        self.fast_routes: FastRoutes | None = None
         self.rest_port = 0
         self.grpc_port = 0
 
@@ -135,7 +137,12 @@ class Runtime:
             metrics=METRICS,
             ops=self.ops,
         )
-        app = self.ops.wrap(build_app(services))
+        rest = build_app(services)
+        app = self.ops.wrap(rest)
+        # The HTTP protocol serves the hot routes itself (api/fastpath.py) only when
+        # nothing wraps the app: a middleware in front (the global L1 rate limit) must
+        # see every request, so with one, everything goes the ASGI way.
+        self.fast_routes = rest.fast if app is rest else None
         grpc_server = GrpcServer(services)  # reads TLS files now: fail before binding
         sock = _listen(s.server.host, s.server.rest_port)
         self.rest_port = sock.getsockname()[1]
@@ -153,7 +160,7 @@ class Runtime:
             # too (api/http.py read_body). No limit_concurrency: uvicorn counts idle
             # connections against it and answers real requests 503 once idle sockets
             # fill it, which hands the flood exactly what it wants.
-            http=guarded_protocol(s.server.head_timeout_s),
+            http=guarded_protocol(s.server.head_timeout_s, self.fast_routes),
             ssl_certfile=s.server.tls_cert or None,
             ssl_keyfile=s.server.tls_key or None,
         )

@@ -99,6 +99,54 @@ async def test_single_gsm_message_and_metrics(tmp_path: Path, make_sim, make_gat
     assert (await gw.http.get("/healthy")).json() == {"status": "ok"}
 
 
+def _metric(text: str, sample: str) -> float:
+    """The value of one exposition sample (name with its labels), 0 if absent."""
+    for line in text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+async def test_metrics_count_what_a_send_did(tmp_path: Path, make_sim, make_gateway) -> None:
+    sim = await make_sim()
+    gw = await make_gateway(make_settings(tmp_path, [link_to(sim)]))
+    await wait_bound(gw)
+    headers = await gw.user("metrics@example.com")
+    samples = (
+        "smsgateway_messages_accepted_total",
+        'smsgateway_parts_submitted_total{result="ok"}',
+        'smsgateway_receipts_total{state="delivered"}',
+        'smsgateway_http_requests_total{route="sms_send",status="200"}',
+        'smsgateway_http_requests_total{route="sms_send",status="404"}',
+        'smsgateway_http_request_seconds_count{route="sms_send"}',
+        'smsgateway_http_request_seconds_bucket{le="+Inf",route="sms_send"}',
+        "smsgateway_store_units_total",
+    )
+    text = (await gw.http.get("/metrics")).text
+    before = {s: _metric(text, s) for s in samples}
+
+    send = {"esme": 1, "source": "Shop", "destination": "447700900123", "message": "x" * 200}
+    r = await gw.http.post("/api/v1/sms/send", json=send, headers=headers)
+    assert r.status_code == 200 and len(r.json()["sms_ids"]) == 2
+    sent_id = r.json()["message_id"]
+    r = await gw.http.post("/api/v1/sms/send", json={**send, "esme": 99}, headers=headers)
+    assert r.status_code == 404
+    await eventually(lambda: _info_if(gw, headers, sent_id, "delivered"))
+
+    text = (await gw.http.get("/metrics")).text
+    grew = {s: _metric(text, s) - before[s] for s in samples}
+    assert grew["smsgateway_messages_accepted_total"] == 1
+    assert grew['smsgateway_parts_submitted_total{result="ok"}'] == 2
+    assert grew['smsgateway_receipts_total{state="delivered"}'] == 2
+    assert grew['smsgateway_http_requests_total{route="sms_send",status="200"}'] == 1
+    assert grew['smsgateway_http_requests_total{route="sms_send",status="404"}'] == 1
+    assert grew['smsgateway_http_request_seconds_count{route="sms_send"}'] == 2
+    assert grew['smsgateway_http_request_seconds_bucket{le="+Inf",route="sms_send"}'] == 2
+    # A message, its two outcomes and two receipts: at least three writes.
+    assert grew["smsgateway_store_units_total"] >= 3
+    assert "# TYPE smsgateway_http_request_seconds histogram" in text
+
+
 async def _info_if(gw, headers, message_id: str, status: str) -> dict | None:
     r = await gw.http.post("/api/v1/sms/info", json={"message_id": message_id}, headers=headers)
     body = r.json()

@@ -36,6 +36,10 @@ class UnsupportedMediaType(GatewayError):
     default_message = "Content-Type must be application/json"
 
 
+def encode_json(data: Any) -> bytes:
+    return _encoder.encode(data)
+
+
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(_encoder.encode(data), status, headers, media_type="application/json")
 
@@ -47,16 +51,26 @@ class BodyTimeout(GatewayError):
     default_message = "request body not received in time"
 
 
+def too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"request body too large (limit {limit} bytes)")
+
+
+def check_length(declared: str | None, limit: int) -> None:
+    """Refuse a declared Content-Length over `limit` before reading a byte of the body.
+    (Both server paths use it: `read_body` here, the fast path in httpserver.py.)"""
+    if declared is not None:
+        if not declared.isdigit():
+            raise InvalidRequest("invalid Content-Length")
+        if int(declared) > limit:
+            raise too_large(limit)
+
+
 async def read_body(request: Request, limit: int, timeout: float = 10.0) -> bytes:
     """The request body, refusing more than `limit` bytes before reading them, and
     refusing a body that trickles in for longer than `timeout` seconds (slow-body
     attacks hold a task and a connection each)."""
     declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise InvalidRequest("invalid Content-Length")
-        if int(declared) > limit:
-            raise PayloadTooLarge(f"request body too large (limit {limit} bytes)")
+    check_length(declared, limit)
     try:
         async with asyncio.timeout(timeout):
             if declared is not None:
@@ -65,7 +79,7 @@ async def read_body(request: Request, limit: int, timeout: float = 10.0) -> byte
             async for chunk in request.stream():
                 chunks += chunk
                 if len(chunks) > limit:
-                    raise PayloadTooLarge(f"request body too large (limit {limit} bytes)")
+                    raise too_large(limit)
             return bytes(chunks)
     except TimeoutError:
         raise BodyTimeout() from None
@@ -93,11 +107,20 @@ def decode_json(body: bytes, type_: type[T]) -> T:
     return result
 
 
-def client_ip(
-    request: Request, trusted: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
-) -> str | None:
+Networks = Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
+
+
+def client_ip(request: Request, trusted: Networks) -> str | None:
     """The caller's address; X-Forwarded-For counts only when a trusted proxy sent it."""
     peer = request.client.host if request.client else None
+    if peer is None or not trusted:
+        return peer
+    return forwarded_client(peer, request.headers.get("x-forwarded-for"), trusted)
+
+
+def forwarded_client(peer: str | None, forwarded: str | None, trusted: Networks) -> str | None:
+    """`client_ip` from its parts: the peer's address and its X-Forwarded-For header
+    (the fast path has no Starlette Request)."""
     if peer is None or not trusted:
         return peer
     try:
@@ -106,7 +129,7 @@ def client_ip(
         return peer
     if not any(peer_ip in net for net in trusted):
         return peer
-    forwarded = request.headers.get("x-forwarded-for", "")
+    forwarded = forwarded or ""
     # Walk from the nearest hop back, skipping our own proxies.
     for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
         try:

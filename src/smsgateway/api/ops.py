@@ -98,7 +98,7 @@ class OpsRoutes:
     # -- credentials: each returns the actor name audit rows record ------------------
 
     async def _jwt(self, request: Request) -> str:
-        principal = await self.api._principal(request)
+        principal = await self.api._principal(request.headers)
         return f"user:{principal.user_id}"
 
     async def _admin(self, request: Request) -> str:
