@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from .constants import MessageState, Tlv
 
@@ -280,6 +281,7 @@ def parse_receipt(text: str | bytes, tlvs: Mapping[int, object] | None = None) -
 _MAX_NUMERIC_ID = 32
 
 
+@lru_cache(maxsize=16384)
 def id_variants(message_id: str) -> tuple[str, ...]:
     """Forms of a message id to try when matching a receipt to a submitted message.
 
@@ -289,6 +291,9 @@ def id_variants(message_id: str) -> tuple[str, ...]:
     lowercased; and, when it looks numeric, its value re-rendered without leading
     zeros in decimal and lowercase hex. An all-digit id is ambiguous (it is valid hex
     too), so both readings are included.
+
+    Cached: a gateway asks for the same id's variants when the submit_sm_resp
+    gives it and again when its receipt comes.
 
     Match by intersecting variant sets (see `ids_match`), or store each submitted id
     under all its variants and look up every variant of a receipt's id. Variants
