@@ -27,6 +27,7 @@ from .core.channels import PartOutcome, SendJob, SmppLink
 from .core.messages import MessageService
 from .core.metrics import METRICS, LiveCollector
 from .core.ops import OpsService
+from .core.ratelimit import GlobalRateLimit
 from .core.routing import Router
 from .core.secrets import Secrets
 from .settings import Settings
@@ -139,10 +140,11 @@ class Runtime:
         )
         rest = build_app(services)
         app = self.ops.wrap(rest)
-        # The HTTP protocol serves the hot routes itself (api/fastpath.py) only when
-        # nothing wraps the app: a middleware in front (the global L1 rate limit) must
-        # see every request, so with one, everything goes the ASGI way.
-        self.fast_routes = rest.fast if app is rest else None
+        # The HTTP protocol serves the hot routes itself (api/fastpath.py); the global
+        # L1 limit, when on, wraps the app and gates those routes the same way.
+        self.fast_routes = rest.fast
+        if isinstance(app, GlobalRateLimit) and rest.fast is not None:
+            self.fast_routes = rest.fast.behind(app.check)
         grpc_server = GrpcServer(services)  # reads TLS files now: fail before binding
         sock = _listen(s.server.host, s.server.rest_port)
         self.rest_port = sock.getsockname()[1]

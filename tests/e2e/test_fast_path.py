@@ -475,20 +475,39 @@ async def test_metrics_count_fast_answers(
     assert (count("healthy", 200), count("sms_check", 404)) == (before[0] + 1, before[1] + 2)
 
 
-async def test_global_limit_turns_the_fast_path_off(
+async def test_global_limit_gates_the_fast_path_too(
     tmp_path: Path, make_gateway: GatewayFactory
 ) -> None:
-    """The L1 limit is an ASGI middleware in front of the app: every request must
-    meet it, so the protocol serves nothing itself (the same 429 for every path)."""
+    """The L1 limit meets every request first, whichever way it is served: the same
+    429, the same headers, and its exempt paths stay exempt."""
     settings = make_settings(
-        tmp_path, [], ratelimit=RateLimitSettings(global_rps=0.5, global_burst=1)
+        tmp_path,
+        [],
+        ratelimit=RateLimitSettings(global_rps=0.5, global_burst=1, global_exempt=["/healthy"]),
     )
     gw = await make_gateway(settings)
-    assert gw.runtime.fast_routes is None
+    assert gw.runtime.fast_routes is not None
     conn = await Conn.open(gw.runtime.rest_port)
     conn.write(post(CHECK, {"esme": 1}))
-    assert status_of(await conn.answer()) == 401
+    assert status_of(await conn.answer()) == 401  # the one token: on to the handler
+    served = gw.runtime.fast_routes.served
     conn.write(post(CHECK, {"esme": 1}))
-    answer = await conn.answer()
-    assert status_of(answer) == 429 and b"retry-after: 2\r\n" in answer
+    fast = await conn.answer()
+    assert gw.runtime.fast_routes.served == served + 1  # answered by the fast path
+    conn.write(via_asgi(post(CHECK, {"esme": 1})))
+    asgi = await conn.answer()
+    for answer in (fast, asgi):
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert status_of(answer) == 429 and body == b'{"error":"rate limit exceeded"}'
+        lines = head.split(b"\r\n")
+        assert b"retry-after: 2" in lines and b"content-type: application/json" in lines
+    assert sorted(header_lines(fast)) == sorted(header_lines(asgi))
+    conn.write(request("GET", "/healthy"))
+    assert status_of(await conn.answer()) == 200  # exempt
     await conn.close()
+
+
+def header_lines(answer: bytes) -> list[bytes]:
+    head = answer.partition(b"\r\n\r\n")[0]
+    # date changes by the second; everything else must match
+    return [line for line in head.split(b"\r\n")[1:] if not line.startswith(b"date:")]

@@ -21,6 +21,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
+from ..core.ratelimit import LIMIT_EXCEEDED
+
 # (status, JSON body, extra headers as lower-case raw pairs or None).
 Answer = tuple[int, bytes, list[tuple[bytes, bytes]] | None]
 FastHandler = Callable[["FastRequest"], Awaitable[Answer]]
@@ -73,6 +75,24 @@ class FastRoutes:
         self.served = 0  # answers written by the fast path (tests prove it is taken)
         self._defaults_of: list[tuple[bytes, bytes]] | None = None
         self._defaults = b""
+
+    def behind(self, check: Callable[[str], list[tuple[bytes, bytes]] | None]) -> FastRoutes:
+        """These routes behind a limit that every request meets first (the global L1
+        rate limit): `check(path)` gives None to go on, or the headers of a 429."""
+
+        def gated(path: str, handler: FastHandler) -> FastHandler:
+            async def run(request: FastRequest) -> Answer:
+                refused = check(path)
+                if refused is not None:
+                    return 429, LIMIT_EXCEEDED, refused
+                return await handler(request)
+
+            return run
+
+        self.handlers = {
+            key: gated(key[1].decode("latin-1"), handler) for key, handler in self.handlers.items()
+        }
+        return self
 
     def render(
         self,

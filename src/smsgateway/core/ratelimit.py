@@ -107,22 +107,36 @@ class GlobalRateLimit:
         self._exempt = frozenset(settings.global_exempt)
         self.refused = 0
 
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+    def check(self, path: str) -> list[tuple[bytes, bytes]] | None:
+        """Take a token for a request to `path`: None when it may go on, else the
+        headers of its 429 (lower-case raw pairs). For the ASGI way (`__call__`) and
+        for routes the HTTP protocol serves itself alike."""
         bucket = self.bucket
-        if bucket is not None and scope["type"] == "http" and scope["path"] not in self._exempt:
-            now = self._clock()
-            wait = bucket.take(now)
-            if wait:
-                self.refused += 1
-                await _send_429(send, bucket.headers(now, wait))
+        if bucket is None or path in self._exempt:
+            return None
+        now = self._clock()
+        wait = bucket.take(now)
+        if not wait:
+            return None
+        self.refused += 1
+        return [(k.lower().encode(), v.encode()) for k, v in bucket.headers(now, wait).items()]
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            refused = self.check(scope["path"])
+            if refused is not None:
+                await _send_429(send, refused)
                 return
         await self.app(scope, receive, send)
 
 
-async def _send_429(send: Any, headers: dict[str, str]) -> None:
-    body = b'{"error":"rate limit exceeded"}'
-    raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-    raw += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+LIMIT_EXCEEDED = b'{"error":"rate limit exceeded"}'
+
+
+async def _send_429(send: Any, headers: list[tuple[bytes, bytes]]) -> None:
+    body = LIMIT_EXCEEDED
+    raw = [*headers, (b"content-type", b"application/json")]
+    raw.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": 429, "headers": raw})
     await send({"type": "http.response.body", "body": body})
 
