@@ -39,6 +39,13 @@ from smsgateway.smscsim.simulator import SmscSimulator
 # -- the connection goes away -----------------------------------------------------------
 
 
+async def resends(gw: Any, reason: str) -> float:
+    """smsgateway_parts_resent_total for `reason`, from /metrics."""
+    sample = f'smsgateway_parts_resent_total{{reason="{reason}"}} '
+    text = (await gw.http.get("/metrics")).text
+    return next((float(x[len(sample) :]) for x in text.splitlines() if x.startswith(sample)), 0.0)
+
+
 async def test_smsc_drops_the_connection_with_a_full_window_in_flight(
     tmp_path: Path, make_sim: SimFactory, make_gateway: Any
 ) -> None:
@@ -51,10 +58,13 @@ async def test_smsc_drops_the_connection_with_a_full_window_in_flight(
     await eventually(lambda: sim.unanswered == 10)  # the whole window is in flight
     in_flight = sim.unanswered
     sim.configure(resp_delay_ms=0)
+    resent = await resends(gw, "connection")
     assert sim.disconnect_all() == 1
     rec = await settle(gw, headers, [sim], sent)
-    # Only parts whose submit_sm_resp never came may have been sent twice.
+    # Only parts whose submit_sm_resp never came may have been sent twice, and the
+    # gateway counted each of those as a possible duplicate.
     assert rec.duplicates <= in_flight
+    assert rec.duplicates <= await resends(gw, "connection") - resent <= in_flight
     assert client(gw).disconnects == 1
 
 
@@ -89,6 +99,7 @@ async def test_smsc_that_stops_answering_submits_gets_them_again(
     each part is sent again after the response timeout, so every duplicate at the SMSC
     is exactly one timed-out submit."""
     sim, gw, headers = await start(tmp_path, make_sim, make_gateway, link={"response_timeout": 1.0})
+    resent = await resends(gw, "timeout")
     sim.configure(resp_delay_ms=600_000)
     sent = await send_many(gw, headers, range(12))
     await asyncio.sleep(2.5)  # two rounds of timeouts and resends
@@ -97,6 +108,8 @@ async def test_smsc_that_stops_answering_submits_gets_them_again(
     timeouts = client(gw).errors  # response timeouts of submits (nothing else failed)
     assert timeouts > 0 and client(gw).last_error == "response timeout"
     assert rec.duplicates == timeouts
+    # Each one was counted as a resend (a possible duplicate) by the gateway itself.
+    assert await resends(gw, "timeout") - resent == timeouts
 
 
 async def test_smsc_answers_slowly(tmp_path: Path, make_sim: SimFactory, make_gateway: Any) -> None:

@@ -21,6 +21,7 @@ from ..settings import LinkSettings, PoolSettings
 from ..smpp.errors import CommandError, ResponseTimeout, SessionClosed
 from ..smpp.pdu import DataSm, DeliverSm, SubmitSm
 from ..smpp.session import ClientConfig, EsmeClient, LinkState
+from .metrics import METRICS
 
 log = logging.getLogger(__name__)
 
@@ -306,6 +307,8 @@ class SmppLink:
                     new.append(result)
                 elif isinstance(result, SessionClosed | ResponseTimeout):
                     retry = True  # no answer: the SMSC may or may not have it; resend
+                    if isinstance(result, ResponseTimeout) or result.written:
+                        _count_resend(job, part, self.id, result)
                 elif isinstance(result, BaseException):
                     log.error("submit failed", exc_info=result)
                     outcome = PartOutcome(part.seq, self.id, None, "ESME_RSYSERR")
@@ -343,6 +346,17 @@ class SmppLink:
 
     def _deliver(self, pdu: DeliverSm | DataSm) -> int | Awaitable[int]:
         return self._on_deliver(self, pdu)
+
+
+def _count_resend(job: SendJob, part: PartSpec, link_id: int, why: Exception) -> None:
+    """A part the SMSC may already have goes out again: a possible duplicate, so it is
+    counted and logged (message and part), as at-least-once delivery promises."""
+    reason = "timeout" if isinstance(why, ResponseTimeout) else "connection"
+    METRICS.parts_resent.labels(reason).inc()
+    log.warning(
+        "part will be sent again: its submit got no answer",
+        extra={"message_id": job.message_id, "seq": part.seq, "link_id": link_id, "why": str(why)},
+    )
 
 
 class SmppPool:

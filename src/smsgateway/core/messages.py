@@ -164,6 +164,8 @@ class MessageService:
         self._task_ids = itertools.count(await self.store.max_task_id() + 1)
         resent = await self.store.requeue_unacknowledged()
         self.counters.resent_parts += resent
+        if resent:
+            METRICS.parts_resent.labels("restart").inc(resent)
         await self._load_queued()
 
     async def _load_queued(self) -> None:

@@ -126,6 +126,12 @@ class Metrics:
         self.parts_submitted = FastCounter(
             "smsgateway_parts_submitted", "Parts answered by the SMSC, by result", ["result"]
         )
+        self.parts_resent = FastCounter(
+            "smsgateway_parts_resent",
+            "Parts sent to the SMSC again because their first submit got no answer"
+            " (possible duplicates), by why",
+            ["reason"],
+        )
         self.receipts = FastCounter(
             "smsgateway_receipts", "Delivery receipts by resulting part state", ["state"]
         )
@@ -134,6 +140,7 @@ class Metrics:
             self.latency,
             self.messages_accepted,
             self.parts_submitted,
+            self.parts_resent,
             self.receipts,
         ):
             self.registry.register(family)

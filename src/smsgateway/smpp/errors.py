@@ -55,9 +55,17 @@ class CommandError(SmppError):
 class SessionClosed(SmppError):
     """The session ended (dropped, unbound, closed) before the request was answered.
 
-    It is retriable: the request may or may not have reached the peer.
+    It is retriable. `written` says whether the request had been written to the
+    connection (or queued to be), so the peer may have it and sending it again may
+    duplicate it; False when it never got that far (no bind, still waiting for a
+    window slot or the pacer).
     """
+
+    def __init__(self, message: str = "", *, written: bool = False) -> None:
+        super().__init__(message)
+        self.written = written
 
 
 class ResponseTimeout(SmppError):
-    """No response arrived within the response timeout. Retriable."""
+    """No response arrived within the response timeout. Retriable; the request was
+    written, so the peer may have it."""

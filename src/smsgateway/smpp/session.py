@@ -204,7 +204,7 @@ class PduProtocol(asyncio.Protocol):
         self.window_used = 0
         for entry in pending.values():
             if not entry.fut.done():
-                entry.fut.set_exception(SessionClosed(reason))
+                entry.fut.set_exception(SessionClosed(reason, written=True))
         waiters, self._slot_waiters = self._slot_waiters, deque()
         for waiter in waiters:
             fut = waiter[1] if isinstance(waiter, tuple) else waiter
