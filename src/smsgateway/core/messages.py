@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 _PARTS_OK = METRICS.parts_submitted.labels(result="ok")
 _PARTS_REFUSED = METRICS.parts_submitted.labels(result="refused")
 _RECEIPTS: dict[str, Any] = {}
+_EARLY_SWEEP_MIN = 10_000  # held-receipt map size that triggers a sweep of expired ones
 # Plain strings: an enum member's .value is a descriptor call, several per message.
 _QUEUED = PartState.QUEUED.value
 _SUBMITTED = PartState.SUBMITTED.value
@@ -151,6 +152,7 @@ class MessageService:
         self._waiting: dict[str, _Waiting] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._early: dict[tuple[int, str], _EarlyReceipt] = {}
+        self._early_sweep_at = _EARLY_SWEEP_MIN
         self._concat_ref = itertools.count(int(time.time()) & 0xFF)
         self.counters = Counters()
         # Filters and dashboard counts plug in here (core/ops.py); the default is inert.
@@ -556,9 +558,12 @@ class MessageService:
         handset: str | None = None,
     ) -> _EarlyReceipt:
         now = time.monotonic()
-        # Drop what waited too long: an id the SMSC never gave us is not ours.
-        if len(self._early) > 10_000:
+        # Drop what waited too long: an id the SMSC never gave us is not ours. The
+        # next sweep waits until the map has doubled, so a flood of receipts for ids
+        # never given costs amortised O(1) each, not a full sweep per receipt.
+        if len(self._early) > self._early_sweep_at:
             self._early = {k: v for k, v in self._early.items() if v.expires > now}
+            self._early_sweep_at = max(_EARLY_SWEEP_MIN, 2 * len(self._early))
         variants = id_variants(smsc_id)
         hold = _EarlyReceipt(
             variants, state, error, at, now + self.settings.early_receipt_hold_s, handset
