@@ -651,18 +651,6 @@ class SqliteStore:
         )
         return row[0] if row and row[0] is not None else None
 
-    async def apply_receipt(
-        self,
-        link_id: int | None,
-        smsc_ids: Sequence[str],
-        state: str,
-        error: str | None,
-        at: int | None = None,
-        handset: str | None = None,
-    ) -> ReceiptMatch | None:
-        """See `apply_receipt_soon`; returns the match after COMMIT."""
-        return await self.apply_receipt_soon(link_id, smsc_ids, state, error, at, handset)
-
     def apply_receipt_soon(
         self,
         link_id: int | None,
@@ -738,6 +726,9 @@ class SqliteStore:
             return ReceiptMatch(message_id, seq, app_id, state, status, True, campaign)
 
         return self._writer.submit(unit)
+
+    # Awaitable as it is (`await store.apply_receipt(...)` gives the match after COMMIT).
+    apply_receipt = apply_receipt_soon
 
     async def requeue_unacknowledged(self, at: int | None = None) -> int:
         """At start-up: parts left `sending` (no submit_sm_resp seen) go back to
