@@ -221,8 +221,8 @@ async def test_submit_refusal_is_final(store: SqliteStore) -> None:
 async def test_nowait_updates_land_in_order(store: SqliteStore) -> None:
     msg, parts = make_message()
     await store.insert_message(msg, parts)
-    store.mark_parts_submitted_nowait([upd(msg, 1, "sending")])
-    store.mark_parts_submitted_nowait([upd(msg, 1, "submitted", smsc_id="9")])
+    store.record_submit_nowait(msg.id, 1, [upd(msg, 1, "sending")])
+    store.record_submit_nowait(msg.id, 1, [upd(msg, 1, "submitted", smsc_id="9")])
     match = await store.apply_receipt(3, ["9"], "delivered", None)
     assert match is not None and match.message_status == "delivered"
 

@@ -608,9 +608,6 @@ class SqliteStore:
         """Record submit progress for parts; roll their messages up. Returns parts changed."""
         return await self.write(self._parts_unit(list(updates)))
 
-    def mark_parts_submitted_nowait(self, updates: Sequence[PartUpdate]) -> None:
-        self.submit_nowait(self._parts_unit(list(updates)))
-
     def record_submit(
         self,
         message_id: str,
