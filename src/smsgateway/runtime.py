@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import socket
 from collections.abc import Awaitable, Generator, Iterable
@@ -30,27 +29,12 @@ from .core.ops import OpsService
 from .core.ratelimit import GlobalRateLimit
 from .core.routing import Router
 from .core.secrets import Secrets
+from .gctune import tune_for_server
 from .settings import Settings
 from .smpp.pdu import DataSm, DeliverSm
 from .store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
-
-
-def _tune_gc() -> None:
-    """Cheaper cyclic GC for a long-running server, once everything is loaded.
-
-    perf showed about 5% of the gateway's CPU under load in the cyclic collector:
-    every 700 allocations a young-generation pass, and the old-generation passes
-    walk every module, class and settings object made at start-up. Those start-up
-    objects live for the whole run, so they are frozen out of collection; the
-    young-generation pass runs every 10,000 allocations instead of 700. Most of
-    what a request allocates is freed by reference counting anyway; only cycles
-    wait for the collector, a little longer now.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(10_000, 20, 20)
 
 
 class _QuietServer(uvicorn.Server):
@@ -175,7 +159,7 @@ class Runtime:
             await asyncio.sleep(0.01)
         self.grpc_port = await grpc_server.start()
         self._grpc = grpc_server
-        _tune_gc()
+        tune_for_server()
         log.info(
             "gateway started", extra={"rest_port": self.rest_port, "grpc_port": self.grpc_port}
         )

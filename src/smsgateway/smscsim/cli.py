@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from ..gctune import tune_for_server
 from .simulator import SimulatorConfig, SmscSimulator
 
 log = logging.getLogger("smsgateway.smscsim")
@@ -98,6 +99,7 @@ def _setup_logging(level: str) -> None:
 async def _serve(config: SimulatorConfig) -> None:
     sim = SmscSimulator(config)
     smpp_port, http_port = await sim.start()
+    tune_for_server()
     log.info(
         "smsc-sim listening smpp=%s:%d http=%s",
         config.host,
