@@ -275,6 +275,31 @@ async def test_allow_listed_peer_may_send(tmp_path: Path, make_sim, make_gateway
     assert sent.success and sent.status == "submitted"
 
 
+async def test_global_limit_takes_grpc_calls_from_the_same_bucket(
+    tmp_path: Path, make_gateway
+) -> None:
+    """L1 is one bucket for the whole gateway: a gRPC flood is refused like a REST one."""
+    limits = RateLimitSettings(global_rps=0.01, global_burst=3)
+    gw = await make_gateway(make_settings(tmp_path, [dead_link(1)], ratelimit=limits))
+    # Two tokens go on REST (a 404 counts: L1 comes before routing), one on gRPC.
+    for _ in range(2):
+        assert (await gw.http.get("/api/v1/nowhere")).status_code == 404
+    wrong = auth_pb2.LoginRequest(email="nobody@example.com", password="x", app_id=1)
+    assert (await failure(gw.auth.Login(wrong)))[0] == Code.UNAUTHENTICATED
+    # The bucket is empty now: even a public call is refused before it is decoded.
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await gw.raw("/auth.Auth/Login")(b"\xff")
+    assert (err.value.code(), err.value.details()) == (
+        Code.RESOURCE_EXHAUSTED,
+        "rate limit exceeded",
+    )
+    trailers = {k: v for k, v in err.value.trailing_metadata() or ()}
+    assert trailers["x-ratelimit-limit"] == "0.01" and int(trailers["retry-after"]) >= 1
+    assert (await gw.http.get("/api/v1/nowhere")).status_code == 429
+    metrics = (await gw.http.get("/metrics")).text
+    assert 'smsgateway_ratelimit_refused_total{level="global"} 2.0' in metrics
+
+
 async def test_rate_limits_apply_to_grpc_too(tmp_path: Path, make_gateway) -> None:
     """The per-app limit and the failed-login guard are the core's, whichever face."""
     limits = RateLimitSettings(app_rps=0.01, app_burst=2, login_per_minute=1, login_burst=2)

@@ -111,6 +111,20 @@ class GlobalRateLimit:
         """Take a token for a request to `path`: None when it may go on, else the
         headers of its 429 (lower-case raw pairs). For the ASGI way (`__call__`) and
         for routes the HTTP protocol serves itself alike."""
+        refused = self._take(path)
+        if refused is None:
+            return None
+        return [(k.lower().encode(), v.encode()) for k, v in refused.items()]
+
+    def enforce(self, path: str, scope: MutableMapping[str, Any]) -> None:
+        """`check` for faces that answer with an error (gRPC): raise when refused,
+        leaving the quota headers in `scope` as the per-app limit does."""
+        refused = self._take(path)
+        if refused is not None:
+            scope[QUOTA_SCOPE_KEY] = refused
+            raise RateLimitExceeded()
+
+    def _take(self, path: str) -> dict[str, str] | None:
         bucket = self.bucket
         if bucket is None or path in self._exempt:
             return None
@@ -119,7 +133,7 @@ class GlobalRateLimit:
         if not wait:
             return None
         self.refused += 1
-        return [(k.lower().encode(), v.encode()) for k, v in bucket.headers(now, wait).items()]
+        return bucket.headers(now, wait)
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":

@@ -82,7 +82,8 @@ class Guards:
 
     auth: AuthService
     admin_key: AdminKey
-    # Rate limits (per-app L2 on SmsService, failed-login guard); None in bare setups.
+    # Rate limits (global L1, per-app L2 on SmsService, failed-login guard); None in
+    # bare setups.
     ops: OpsService | None = None
 
 
@@ -188,7 +189,13 @@ def method_handler(
     counter = metrics.requests
     ok = counter.labels(label, "OK")  # the hot path skips the label lookup
 
+    path = f"/{service}/{rpc.name}"
+
     async def authenticate(context: Context, caller: Caller) -> None:
+        # L1 before anything else, as REST takes it before routing. Looked up per call:
+        # the REST face creates the limit after these handlers exist.
+        if guards.ops is not None and guards.ops.global_limit is not None:
+            guards.ops.global_limit.enforce(path, caller.scope)
         if rpc.access is Access.PUBLIC:
             return
         md = metadata_values(context)
