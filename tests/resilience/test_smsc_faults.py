@@ -23,6 +23,8 @@ from resil_kit import (
     client,
     complete,
     destination,
+    parts_of,
+    reconcile,
     send_body,
     send_many,
     settle,
@@ -343,6 +345,77 @@ async def test_smsc_restarts_with_a_new_id_space(
     assert await statuses(gw.http, headers, [b["message_id"] for b in old_open.values()]) == {
         "submitted": 6
     }
+
+
+async def test_long_message_is_not_split_across_pool_members(
+    tmp_path: Path, make_sim: SimFactory, make_gateway: Any
+) -> None:
+    """The SMSC behind the first member accepts part 1 of a three-part message and then
+    drops the connection (twice: `drop_after=2`). The other member is idle and bound,
+    but parts 2 and 3 wait for the first link: only that SMSC can join them to part 1."""
+    from smsgateway.settings import PoolSettings
+
+    first = await make_sim(keep_messages=BIG_KEEP, drop_after=2)
+    other = await make_sim(keep_messages=BIG_KEEP)
+    settings = make_settings(
+        tmp_path,
+        [link_to(first, 1, window=1), link_to(other, 2)],
+        [PoolSettings(id=100, name="pool", links=[1, 2])],
+        admin_key=ADMIN_KEY,
+        send_budget_s=0.3,
+    )
+    gw: Gateway = await make_gateway(settings)
+    for n in (1, 2):
+        await gw.bound(n)
+    headers = await user_headers(gw.http)
+    assert parts_of(0) == 3
+    sent = await send_many(gw, headers, [0], esme=100)
+    rec = await settle(gw, headers, [first, other], sent)
+    assert first.dropped >= 1  # the connection really went away mid-message
+    assert rec.per_sim == {0: 3}, rec.per_sim  # all three parts at the first SMSC
+    assert other.submits == 0
+    # Later messages still use both members: only the started message was pinned.
+    more = await send_many(gw, headers, [1, 2, 4, 5], esme=100)
+    await settle(gw, headers, [first, other], more)
+    assert other.submits > 0
+
+
+async def test_long_message_stays_on_its_pool_member_across_a_restart(
+    tmp_path: Path, make_sim: SimFactory, make_gateway: Any
+) -> None:
+    """As above, but the first SMSC then refuses to bind and the gateway is stopped with
+    parts 2 and 3 still queued. The restarted gateway sends them to the first link
+    again, although the other member is bound first."""
+    from smsgateway.settings import PoolSettings
+
+    first = await make_sim(keep_messages=BIG_KEEP, drop_after=2)
+    other = await make_sim(keep_messages=BIG_KEEP)
+    settings = make_settings(
+        tmp_path,
+        [link_to(first, 1, window=1), link_to(other, 2)],
+        [PoolSettings(id=100, name="pool", links=[1, 2])],
+        admin_key=ADMIN_KEY,
+        send_budget_s=0.3,
+    )
+    gw: Gateway = await make_gateway(settings)
+    for n in (1, 2):
+        await gw.bound(n)
+    headers = await user_headers(gw.http)
+    first.configure(refuse_binds=True)
+    sent = await send_many(gw, headers, [0], esme=100)
+    await eventually(lambda: first.dropped >= 1)
+    await asyncio.sleep(0.3)  # reconnects are refused meanwhile
+    await gw.stop()
+    assert reconcile([first, other], sent).per_sim == {0: 1}  # part 1 only, so far
+
+    first.configure(drop_after=0)
+    gw = await make_gateway(settings)
+    await gw.bound(2)
+    await asyncio.sleep(0.3)  # the other member is bound and idle...
+    first.configure(refuse_binds=False)  # ...before the first one binds
+    rec = await settle(gw, headers, [first, other], sent)
+    assert rec.per_sim == {0: 3}, rec.per_sim
+    assert other.submits == 0
 
 
 @pytest.mark.parametrize("stop", ["unbind", "drop"])

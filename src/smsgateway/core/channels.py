@@ -65,6 +65,9 @@ class SendJob:
     # The pool the job was routed to (None: sent to a link by name). When its link
     # goes down, the pool hands the job to a member that can send.
     pool: SmppPool | None = None
+    # The link that accepted a part already: the rest must follow it, so the SMSC can
+    # join them (another SMSC could not). None while no part has been accepted.
+    pinned_link: int | None = None
     outcomes: dict[int, PartOutcome] = field(default_factory=dict)
 
     def remaining(self) -> list[PartSpec]:
@@ -253,9 +256,10 @@ class SmppLink:
             jobs = list(self._pending)
             self._pending.clear()
             return jobs
-        jobs = [job for job in self._pending if job.pool is pool]
+        jobs = [job for job in self._pending if job.pool is pool and job.pinned_link is None]
         if jobs:
-            self._pending = deque(job for job in self._pending if job.pool is not pool)
+            taken = set(jobs)
+            self._pending = deque(job for job in self._pending if job not in taken)
         return jobs
 
     def _dispatch(self, job: SendJob) -> None:
@@ -305,6 +309,8 @@ class SmppLink:
                 if isinstance(result, PartOutcome):
                     job.outcomes[part.seq] = result
                     new.append(result)
+                    if result.smsc_id is not None:
+                        job.pinned_link = self.id
                 elif isinstance(result, SessionClosed | ResponseTimeout):
                     retry = True  # no answer: the SMSC may or may not have it; resend
                     if isinstance(result, ResponseTimeout) or result.written:
@@ -316,7 +322,7 @@ class SmppLink:
                     new.append(outcome)
             if new:
                 self._on_outcomes(job, new)
-            if retry and job.pool is not None and not self.can_send:
+            if retry and job.pool is not None and not self.can_send and job.pinned_link is None:
                 job.pool.enqueue(job)  # this link is down: another member sends it
             elif retry:
                 self._pending.appendleft(job)
@@ -408,13 +414,32 @@ class SmppPool:
     def rebalance(self) -> None:
         """Move work off members that cannot send so the rest carry it: everything
         queued on a disabled or held member, and this pool's jobs on a member that is
-        down (jobs that named the link itself wait for it)."""
+        down. Jobs that named the link itself wait for it, and so do messages with a
+        part the link already accepted (see `SendJob.pinned_link`), unless the link
+        was switched off: the rest of such a message goes elsewhere, split."""
         for member in self.members:
             if member.can_send:
                 continue
             off = not member.enabled or bool(member.held)
             for job in member.take_pending(None if off else self):
+                if job.pinned_link is not None:
+                    log.warning(
+                        "message split across links: its link was switched off",
+                        extra={"message_id": job.message_id, "link_id": member.id},
+                    )
+                    job.pinned_link = None
                 self.enqueue(job)
+
+    def enqueue_pinned(self, job: SendJob, link_id: int) -> None:
+        """Back on the member that accepted the job's first parts (after a restart),
+        or any member if that link has left the pool."""
+        job.pool = self
+        for member in self.members:
+            if member.id == link_id:
+                job.pinned_link = link_id
+                member.enqueue(job)
+                return
+        self.enqueue(job)
 
     @property
     def total_tps(self) -> int:

@@ -177,7 +177,13 @@ class MessageService:
             if channel is None:
                 continue
             job = self._job_from_rows(item)
-            if job.parts:
+            if not job.parts:
+                continue
+            # Parts a pool member accepted before the crash: the rest go there too.
+            pinned = next((p.link_id for p in item.parts if p.smsc_id and p.link_id), None)
+            if isinstance(channel, SmppPool) and pinned is not None:
+                channel.enqueue_pinned(job, pinned)
+            else:
                 channel.enqueue(job)
         if queued:
             log.info("requeued stored messages", extra={"count": len(queued)})
