@@ -76,6 +76,11 @@ class LinkSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     response_timeout: float = 5.0
     enabled: bool = True
     allowed_ips: list[str] = []
+    # ESME_RTHROTTLED / ESME_RMSGQFUL: every submit on the link waits `throttle_pause`,
+    # and a part is retried for `throttle_retry_s` before that status is its answer
+    # (0: retried until the SMSC takes it).
+    throttle_pause: float = 1.0
+    throttle_retry_s: float = 30.0
     # How long-text parts are joined: UDH with 8- or 16-bit reference, SAR TLVs, or one
     # message_payload TLV for SMSCs that split themselves.
     split_method: Literal["udh8", "udh16", "sar", "payload"] = "udh8"
@@ -129,6 +134,11 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 raise SettingsError(f"smpp.links[{link.id}].window must be at least 1")
             if link.limit_tps < 0:
                 raise SettingsError(f"smpp.links[{link.id}].limit_tps must not be negative")
+            if link.throttle_pause < 0 or link.throttle_retry_s < 0:
+                raise SettingsError(
+                    f"smpp.links[{link.id}].throttle_pause and throttle_retry_s "
+                    "must not be negative"
+                )
             for cidr in link.allowed_ips:
                 _parse_cidr(cidr, f"smpp.links[{link.id}].allowed_ips")
         link_ids = set(seen)

@@ -63,6 +63,8 @@ enquire_link_interval = 30.0
 response_timeout = 5.0
 enabled = true
 allowed_ips = []
+throttle_pause = 1.0
+throttle_retry_s = 30.0
 split_method = "udh8"
 default_encoding = "gsm7"
 
@@ -165,6 +167,10 @@ def test_other_bad_configs_are_refused_with_the_key_at_fault(
         "unknown key": (base.replace("env = ", "colour = 1\nenv = "), "colour"),
         "wrong type": (base.replace("window = 10", 'window = "ten"'), "window"),
         "zero window": (base.replace("window = 10", "window = 0"), "window must be at least 1"),
+        "negative throttle retry": (
+            base.replace("throttle_retry_s = 30.0", "throttle_retry_s = -1"),
+            "throttle_retry_s must not be negative",
+        ),
         "bad CIDR": (
             base.replace("allowed_ips = []", 'allowed_ips = ["10.0.0.300/8"]'),
             "10.0.0.300",

@@ -192,10 +192,10 @@ async def test_message_queue_full_is_retried_not_reported(
 async def test_smsc_refusal_past_max_retry_time_is_reported(
     tmp_path: Path, make_sim: SimFactory, make_gateway: Any
 ) -> None:
-    """...for `max_retry_time` (30 s, not a link setting); past it the refusal is the
-    answer and the message is final: `rejected` with the SMPP status."""
-    sim, gw, headers = await start(tmp_path, make_sim, make_gateway, budget=3.0)
-    client(gw).config.max_retry_time = 0.5
+    """...for the link's `throttle_retry_s`; past it the refusal is the answer and the
+    message is final: `rejected` with the SMPP status."""
+    link = {"throttle_pause": 0.05, "throttle_retry_s": 0.5}
+    sim, gw, headers = await start(tmp_path, make_sim, make_gateway, budget=3.0, link=link)
     sim.configure(fail_rate=1.0, fail_status=CommandStatus.ESME_RMSGQFUL)
     r = await gw.http.post("/api/v1/sms/send", json=send_body(1), headers=headers)
     assert r.status_code == 500, r.text
@@ -205,6 +205,20 @@ async def test_smsc_refusal_past_max_retry_time_is_reported(
         "/api/v1/sms/info", json={"message_id": body["message_id"]}, headers=headers
     )
     assert r.json()["status"] == "rejected" and r.json()["error"] == "ESME_RMSGQFUL"
+
+
+async def test_throttle_retry_zero_keeps_retrying_until_the_smsc_takes_it(
+    tmp_path: Path, make_sim: SimFactory, make_gateway: Any
+) -> None:
+    link = {"throttle_pause": 0.05, "throttle_retry_s": 0}
+    sim, gw, headers = await start(tmp_path, make_sim, make_gateway, budget=0.2, link=link)
+    sim.configure(fail_rate=1.0, fail_status=CommandStatus.ESME_RTHROTTLED)
+    sent = await send_many(gw, headers, [1])
+    assert sent[1]["status"] == "queued"
+    await eventually(lambda: sim.failed >= 10)  # throttled again and again, for 0.5 s+
+    sim.configure(fail_rate=0.0)
+    rec = await settle(gw, headers, [sim], sent)
+    assert rec.duplicates == 0
 
 
 # -- receipts ---------------------------------------------------------------------------

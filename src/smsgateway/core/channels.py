@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import math
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -143,6 +144,8 @@ class SmppLink:
                 limit_tps=cfg.limit_tps,
                 enquire_link_interval=cfg.enquire_link_interval,
                 response_timeout=cfg.response_timeout,
+                throttle_pause=cfg.throttle_pause,
+                max_retry_time=cfg.throttle_retry_s or math.inf,
             ),
             on_deliver=self._deliver,
             on_state_change=self._state_changed,
