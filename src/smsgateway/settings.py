@@ -96,6 +96,9 @@ class PoolSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     id: int
     name: str = ""
     links: list[int] = []
+    # How long the rest of a long message waits for the member that took its first
+    # parts (only that SMSC may join them) before another member sends it.
+    pin_timeout_s: float = 10.0
 
 
 class SmppSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -149,6 +152,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                     "`esme` names a link or a pool, so their ids must differ"
                 )
             seen[pool.id] = f"pool {pool.name or pool.id}"
+            if pool.pin_timeout_s < 0:
+                raise SettingsError(f"smpp.pools[{pool.id}].pin_timeout_s must not be negative")
             missing = [i for i in pool.links if i not in link_ids]
             if missing:
                 raise SettingsError(f"smpp.pools[{pool.id}] names unknown links {missing}")

@@ -72,6 +72,7 @@ default_encoding = "gsm7"
 id = 100
 name = "pool-1"
 links = [1]
+pin_timeout_s = 10.0
 """
 
 
@@ -170,6 +171,10 @@ def test_other_bad_configs_are_refused_with_the_key_at_fault(
         "negative throttle retry": (
             base.replace("throttle_retry_s = 30.0", "throttle_retry_s = -1"),
             "throttle_retry_s must not be negative",
+        ),
+        "negative pin timeout": (
+            base.replace("pin_timeout_s = 10.0", "pin_timeout_s = -1.0"),
+            "smpp.pools[100].pin_timeout_s must not be negative",
         ),
         "bad CIDR": (
             base.replace("allowed_ips = []", 'allowed_ips = ["10.0.0.300/8"]'),

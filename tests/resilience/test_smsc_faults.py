@@ -394,6 +394,33 @@ async def test_long_message_is_not_split_across_pool_members(
     assert other.submits > 0
 
 
+async def test_long_message_moves_on_when_its_pool_member_stays_down(
+    tmp_path: Path, make_sim: SimFactory, make_gateway: Any
+) -> None:
+    """The first SMSC takes part 1, drops the connection and never comes back: after
+    the pool's `pin_timeout_s` the other member sends the rest; nothing is stranded."""
+    from smsgateway.settings import PoolSettings
+
+    first = await make_sim(keep_messages=BIG_KEEP, drop_after=2)
+    other = await make_sim(keep_messages=BIG_KEEP)
+    settings = make_settings(
+        tmp_path,
+        [link_to(first, 1, window=1), link_to(other, 2)],
+        [PoolSettings(id=100, name="pool", links=[1, 2], pin_timeout_s=0.5)],
+        admin_key=ADMIN_KEY,
+        send_budget_s=0.3,
+    )
+    gw: Gateway = await make_gateway(settings)
+    for n in (1, 2):
+        await gw.bound(n)
+    headers = await user_headers(gw.http)
+    first.configure(refuse_binds=True)
+    sent = await send_many(gw, headers, [0], esme=100)
+    # Part 1's receipt stays with the first SMSC, so the message shows "submitted".
+    rec = await settle(gw, headers, [first, other], sent, final=frozenset({"submitted"}))
+    assert rec.per_sim == {0: 1, 1: 2}, rec.per_sim
+
+
 async def test_long_message_stays_on_its_pool_member_across_a_restart(
     tmp_path: Path, make_sim: SimFactory, make_gateway: Any
 ) -> None:
@@ -445,7 +472,8 @@ async def test_pool_keeps_delivering_while_its_links_go_down(
     settings = make_settings(
         tmp_path,
         [link_to(s, n + 1, window=5) for n, s in enumerate(sims)],
-        [PoolSettings(id=100, name="pool", links=[1, 2, 3])],
+        # Parts a stopped SMSC took first wait 1 s for it, then go on.
+        [PoolSettings(id=100, name="pool", links=[1, 2, 3], pin_timeout_s=1.0)],
         admin_key=ADMIN_KEY,
         send_budget_s=0.5,
     )

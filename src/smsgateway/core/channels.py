@@ -69,6 +69,9 @@ class SendJob:
     # The link that accepted a part already: the rest must follow it, so the SMSC can
     # join them (another SMSC could not). None while no part has been accepted.
     pinned_link: int | None = None
+    # While the pinned link is down: when the rest goes to another member instead
+    # (loop time), so a link that never comes back strands nothing.
+    pin_deadline: float | None = None
     outcomes: dict[int, PartOutcome] = field(default_factory=dict)
 
     def remaining(self) -> list[PartSpec]:
@@ -265,6 +268,37 @@ class SmppLink:
             self._pending = deque(job for job in self._pending if job not in taken)
         return jobs
 
+    def wait_pinned(self, job: SendJob, *, front: bool = False) -> None:
+        """Queue the rest of a message this link started, to wait for the link for
+        up to its pool's `pin_timeout_s`; past that, another member sends it."""
+        assert job.pool is not None
+        if front:
+            self._pending.appendleft(job)
+        else:
+            self._pending.append(job)
+        loop = asyncio.get_running_loop()
+        if job.pin_deadline is None:
+            job.pin_deadline = loop.time() + job.pool.cfg.pin_timeout_s
+            loop.call_at(job.pin_deadline, self._pin_expired, job)
+
+    def _pin_expired(self, job: SendJob) -> None:
+        deadline = job.pin_deadline
+        if self.can_send or job.pinned_link != self.id or deadline is None:
+            return  # sent or being sent, or moved meanwhile
+        if asyncio.get_running_loop().time() < deadline:
+            return  # a newer wait, with its own timer
+        try:
+            self._pending.remove(job)
+        except ValueError:
+            return  # in flight right now
+        log.warning(
+            "message split across links: its link stayed down",
+            extra={"message_id": job.message_id, "link_id": self.id},
+        )
+        job.pinned_link = job.pin_deadline = None
+        assert job.pool is not None
+        job.pool.enqueue(job)
+
     def _dispatch(self, job: SendJob) -> None:
         self._active += 1
         task = asyncio.create_task(self._send(job))
@@ -324,9 +358,13 @@ class SmppLink:
                     job.outcomes[part.seq] = outcome
                     new.append(outcome)
             if new:
+                job.pin_deadline = None  # the link took parts: any wait starts afresh
                 self._on_outcomes(job, new)
-            if retry and job.pool is not None and not self.can_send and job.pinned_link is None:
-                job.pool.enqueue(job)  # this link is down: another member sends it
+            if retry and job.pool is not None and not self.can_send:
+                if job.pinned_link is None:
+                    job.pool.enqueue(job)  # this link is down: another member sends it
+                else:
+                    self.wait_pinned(job, front=True)
             elif retry:
                 self._pending.appendleft(job)
         finally:
@@ -419,7 +457,8 @@ class SmppPool:
         queued on a disabled or held member, and this pool's jobs on a member that is
         down. Jobs that named the link itself wait for it, and so do messages with a
         part the link already accepted (see `SendJob.pinned_link`), unless the link
-        was switched off: the rest of such a message goes elsewhere, split."""
+        was switched off or stays down past `pin_timeout_s`: then the rest of such a
+        message goes elsewhere, split."""
         for member in self.members:
             if member.can_send:
                 continue
@@ -430,7 +469,7 @@ class SmppPool:
                         "message split across links: its link was switched off",
                         extra={"message_id": job.message_id, "link_id": member.id},
                     )
-                    job.pinned_link = None
+                    job.pinned_link = job.pin_deadline = None
                 self.enqueue(job)
 
     def enqueue_pinned(self, job: SendJob, link_id: int) -> None:
@@ -440,7 +479,10 @@ class SmppPool:
         for member in self.members:
             if member.id == link_id:
                 job.pinned_link = link_id
-                member.enqueue(job)
+                if member.can_send:
+                    member.enqueue(job)
+                else:
+                    member.wait_pinned(job)
                 return
         self.enqueue(job)
 
