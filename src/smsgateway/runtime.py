@@ -140,7 +140,7 @@ class Runtime:
             # X-Forwarded-For is believed only from server.trusted_proxies (api/http.py);
             # uvicorn's own proxy handling would trust 127.0.0.1 behind our back.
             proxy_headers=False,
-            timeout_keep_alive=30,
+            timeout_keep_alive=s.server.keep_alive_s,  # type: ignore[arg-type]
             # Slowloris and idle-connection floods must not starve real clients: every
             # request head has a deadline (GuardedHttpToolsProtocol) and every body one
             # too (api/http.py read_body). No limit_concurrency: uvicorn counts idle

@@ -40,6 +40,8 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # keep-alive) and for its body: slow or idle clients cannot hold connections.
     head_timeout_s: float = 10.0
     body_timeout_s: float = 10.0
+    # An idle keep-alive connection is closed this long after its last answer.
+    keep_alive_s: float = 30.0
     server_name: str = "smsgateway"
     env: str = "development"
     # PEM files; both set: REST serves HTTPS and gRPC serves TLS on their ports.
@@ -159,6 +161,9 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 raise SettingsError(f"smpp.pools[{pool.id}] names unknown links {missing}")
         for cidr in self.server.trusted_proxies:
             _parse_cidr(cidr, "server.trusted_proxies")
+        for key in ("head_timeout_s", "body_timeout_s", "keep_alive_s"):
+            if not getattr(self.server, key) > 0:
+                raise SettingsError(f"server.{key} must be positive")
         if self.messages.max_parts < 1 or self.messages.max_parts > 255:
             raise SettingsError("messages.max_parts must be within 1..255")
         from .core.ops import validate_settings  # the ops checks live with their code

@@ -28,6 +28,7 @@ rest_port = 0
 grpc_port = 0
 trusted_proxies = []        # CIDRs whose X-Forwarded-For is believed
 max_body_bytes = 65536      # larger request bodies get 413
+keep_alive_s = 30.0
 server_name = "smsgateway"
 env = "development"
 
@@ -175,6 +176,10 @@ def test_other_bad_configs_are_refused_with_the_key_at_fault(
         "negative pin timeout": (
             base.replace("pin_timeout_s = 10.0", "pin_timeout_s = -1.0"),
             "smpp.pools[100].pin_timeout_s must not be negative",
+        ),
+        "zero keep-alive": (
+            base.replace("keep_alive_s = 30.0", "keep_alive_s = 0"),
+            "server.keep_alive_s must be positive",
         ),
         "bad CIDR": (
             base.replace("allowed_ips = []", 'allowed_ips = ["10.0.0.300/8"]'),

@@ -129,3 +129,53 @@ async def test_heads_and_bodies_have_deadlines(
     assert b"request body not received in time" in answer
     for w in (silent_w, trickle_w, body_w):
         w.close()
+
+
+async def read_answer(reader: asyncio.StreamReader) -> bytes:
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    length = int(next(h for h in head.split(b"\r\n") if h.startswith(b"content-length:"))[15:])
+    return head + await asyncio.wait_for(reader.readexactly(length), 5)
+
+
+async def test_keep_alive_connections_get_fresh_head_deadlines(
+    tmp_path: Path, make_sim: SimFactory, make_gateway: Any
+) -> None:
+    """A busy keep-alive connection lives on past many head deadlines; once idle, it is
+    closed after `keep_alive_s`; a head that trickles in after an answer is cut off
+    `keep_alive_s + head_timeout_s` after that answer."""
+    sim = await make_sim()
+    settings = make_settings(tmp_path, [link_to(sim)], admin_key=ADMIN_KEY)
+    settings.server.head_timeout_s = 0.3
+    settings.server.keep_alive_s = 0.4
+    gw: Gateway = await make_gateway(settings)
+    port = gw.runtime.rest_port
+    loop = asyncio.get_running_loop()
+    request = b"GET /healthy HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    busy_r, busy_w = await asyncio.open_connection("127.0.0.1", port)
+    started = loop.time()
+    served = 0
+    while loop.time() - started < 1.2:  # four head deadlines
+        busy_w.write(request)
+        assert (await read_answer(busy_r)).startswith(b"HTTP/1.1 200")
+        served += 1
+        await asyncio.sleep(0.05)
+    assert served > 10
+    idle_from = loop.time()
+    assert await asyncio.wait_for(busy_r.read(), 5) == b""  # idle: closed
+    assert 0.3 < loop.time() - idle_from < 2.0
+
+    slow_r, slow_w = await asyncio.open_connection("127.0.0.1", port)
+    slow_w.write(request)
+    assert (await read_answer(slow_r)).startswith(b"HTTP/1.1 200")
+    answered = loop.time()
+    slow_w.write(b"GET /healthy HTTP/1.1\r\n")  # data within keep-alive, never a whole head
+    for _ in range(30):
+        if slow_r.at_eof():
+            break
+        slow_w.write(b"X-Slow: 1\r\n")
+        await asyncio.sleep(0.05)
+    assert await asyncio.wait_for(slow_r.read(), 5) == b""
+    assert 0.6 < loop.time() - answered < 2.0  # keep-alive 0.4 + head 0.3
+    for w in (busy_w, slow_w):
+        w.close()

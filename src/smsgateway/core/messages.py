@@ -33,6 +33,7 @@ from ..store.models import (
 )
 from ..store.sqlite import SqliteStore
 from .channels import PartOutcome, PartSpec, SendJob, SmppLink, SmppPool
+from .deadlines import FifoTimers
 from .errors import InvalidRequest, MessageNotFound
 from .ids import uuid7
 from .metrics import METRICS
@@ -104,7 +105,6 @@ class _Waiting:
     result: SendResult
     # True once the outcomes and this answer are committed; False: budget over.
     stored: asyncio.Future[bool]
-    timer: asyncio.TimerHandle | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -150,6 +150,7 @@ class MessageService:
         # send returns: a retry racing the commit would otherwise see a half answer).
         self._inflight_tx: dict[tuple[int, str], asyncio.Future[SendResult]] = {}
         self._waiting: dict[str, _Waiting] = {}
+        self._budgets = FifoTimers(settings.send_budget_s, self._budget_over)
         self._background: set[asyncio.Task[None]] = set()
         self._early: dict[tuple[int, str], _EarlyReceipt] = {}
         self._early_sweep_at = _EARLY_SWEEP_MIN
@@ -375,14 +376,12 @@ class MessageService:
         loop = asyncio.get_running_loop()
         waiting = _Waiting(result, loop.create_future())
         self._waiting[message_id] = waiting
-        waiting.timer = loop.call_later(self.settings.send_budget_s, self._budget_over, message_id)
+        self._budgets.add(message_id)
         channel.enqueue(job)
         try:
             committed = await waiting.stored
         finally:
             self._waiting.pop(message_id, None)
-            if waiting.timer is not None:
-                waiting.timer.cancel()
         if not committed and req.transaction_id:
             # Stored and queued: it goes out when the link can take it. A retry of
             # this transaction_id must get this same "queued" answer.
@@ -422,8 +421,6 @@ class MessageService:
         if waiting is None:
             self.store.record_submit_nowait(job.message_id, job.parts_total, updates)
         else:
-            if waiting.timer is not None:
-                waiting.timer.cancel()
             result = waiting.result
             _fill_result(result, [job.outcomes[p.seq] for p in job.parts])
             answer = _result_encoder.encode(result) if result.transaction_id else None
