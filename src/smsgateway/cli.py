@@ -24,21 +24,28 @@ def _setup_logging(level: str) -> None:
     configure(level)
 
 
-async def _run_until_signal(settings: Settings, *, demo: bool) -> int:
+async def _run_until_signal(settings: Settings, *, demo_smsc_port: int | None = None) -> int:
+    """Run until SIGINT/SIGTERM; with `demo_smsc_port`, the built-in SMSC simulator
+    listens there (its control surface on the next port) for the demo link."""
     from .runtime import Runtime
 
     sim = None
-    if demo:
+    if demo_smsc_port is not None:
         from .smscsim.simulator import SimulatorConfig, SmscSimulator
 
         sim = SmscSimulator(
-            SimulatorConfig(host="127.0.0.1", port=2775, http_port=2776, dlr_delay_ms=500)
+            SimulatorConfig(
+                host="127.0.0.1",
+                port=demo_smsc_port,
+                http_port=demo_smsc_port + 1,
+                dlr_delay_ms=500,
+            )
         )
         await sim.start()
     runtime = Runtime(settings)
     await runtime.start()
-    if demo:
-        _print_demo(settings, runtime.rest_port)
+    if demo_smsc_port is not None:
+        _print_demo(settings, runtime.rest_port, demo_smsc_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -63,7 +70,7 @@ def _load(args: argparse.Namespace) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _load(args)
     _setup_logging(args.log_level)
-    return _run(_run_until_signal(settings, demo=False))
+    return _run(_run_until_signal(settings))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -73,11 +80,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
         settings.auth.admin_api_key = os.environ.get("ADMIN_API_KEY", "demo-admin-key")
     if not settings.smpp.links:
         settings.smpp.links.append(
-            LinkSettings(id=1, name="demo-link", host="127.0.0.1", port=2775, limit_tps=200)
+            LinkSettings(
+                id=1,
+                name="demo-link",
+                host="127.0.0.1",
+                port=args.smsc_port,
+                system_id="demo",
+                limit_tps=200,
+            )
         )
     settings.validate()
     _setup_logging(args.log_level)
-    return _run(_run_until_signal(settings, demo=True))
+    return _run(_run_until_signal(settings, demo_smsc_port=args.smsc_port))
 
 
 def _run(coro: Coroutine[Any, Any, int]) -> int:
@@ -88,13 +102,13 @@ def _run(coro: Coroutine[Any, Any, int]) -> int:
     return uvloop.run(coro)
 
 
-def _print_demo(settings: Settings, port: int) -> None:
+def _print_demo(settings: Settings, port: int, smsc_port: int) -> None:
     base = f"http://{settings.server.host}:{port}"
     key = settings.auth.admin_api_key
     print(
         f"""
-smsgateway is running on {base} with the built-in SMSC simulator on 127.0.0.1:2775
-(simulator control: http://127.0.0.1:2776/stats). Try, in another shell:
+smsgateway is running on {base} with the built-in SMSC simulator on 127.0.0.1:{smsc_port}
+(simulator control: http://127.0.0.1:{smsc_port + 1}/stats). Try, in another shell:
 
   curl -s -X POST {base}/api/v1/auth/register -H 'X-Admin-Key: {key}' \\
        -d '{{"email":"me@example.com","password":"correct-horse-9"}}'
@@ -170,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the gateway with the SMSC simulator and a demo link")
     common(demo)
+    demo.add_argument(
+        "--smsc-port",
+        type=int,
+        default=2775,
+        help="the simulator's SMPP port (its HTTP control on the next one); default 2775",
+    )
     demo.set_defaults(handler=cmd_demo)
 
     user = sub.add_parser("user", help="manage users")

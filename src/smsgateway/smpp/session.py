@@ -727,7 +727,7 @@ class EsmeClient:
             self._set_state(LinkState.BOUND)
             self._bound.set()
             log.info(
-                "%s:%d: bound %s as %s to %s",
+                "%s:%d: bound %s as %r to %r",
                 cfg.host,
                 cfg.port,
                 cfg.bind_mode,

@@ -175,7 +175,7 @@ class SmscSession(PduProtocol):
         elif cid == CommandId.ENQUIRE_LINK:
             self.respond(pdu.response())
         elif cid == CommandId.UNBIND:
-            log.info("%s: %s unbound", self.peer, self.system_id)
+            log.info("%s: %r unbound", self.peer, self.system_id)
             self.respond(pdu.response())
             self.close("unbound by ESME")
         elif isinstance(pdu, BindTransmitter | BindReceiver | BindTransceiver):
@@ -231,7 +231,7 @@ class SmscSession(PduProtocol):
             return
         self.system_id = pdu.system_id
         self.bound_at = self.received_at
-        log.info("%s: bound %s as %s", self.peer, pdu.system_id, self.bind_mode)
+        log.info("%s: bound %r as %s", self.peer, pdu.system_id, self.bind_mode)
         try:
             self.server.handler.session_bound(self)
         except Exception:
