@@ -111,7 +111,7 @@ class Runtime:
         await self.router.start()
         store = self.store
         self._collector = LiveCollector(
-            self._link_rows, lambda: (store.writer_batches, store.writer_units)
+            self._link_rows, lambda: (store.writer_batches, store.writer_units), self._pool_rows
         )
         METRICS.registry.register(self._collector)
         services = Services(
@@ -171,6 +171,11 @@ class Runtime:
     def _on_deliver(self, link: SmppLink, pdu: DeliverSm | DataSm) -> int | Awaitable[int]:
         assert self.messages is not None
         return self.messages.on_deliver(link, pdu)
+
+    def _pool_rows(self) -> Iterable[tuple[int, int]]:
+        if self.router is None:
+            return []
+        return [(pool.id, pool.pending_count) for pool in self.router.pools.values()]
 
     def _link_rows(self) -> Iterable[tuple[int, str, str, int, float]]:
         if self.router is None:

@@ -264,6 +264,9 @@ async def test_messages_queue_while_smsc_is_down_then_go_out(
 
     r = await gw.http.post("/api/v1/sms/check-esme", json={"esme": 1}, headers=headers)
     assert r.json()["persist"] is False
+    metrics = (await gw.http.get("/metrics")).text
+    assert 'smsgateway_link_queue_depth{link="1"} 5.0' in metrics
+    assert 'smsgateway_link_state{link="1",state="BOUND"} 0.0' in metrics
 
     sim2 = await make_sim(port=port)
     await eventually(lambda: sim2.submits >= 5, timeout=30)
@@ -271,6 +274,8 @@ async def test_messages_queue_while_smsc_is_down_then_go_out(
     assert texts == [f"m{i}".encode() for i in range(5)]
     for mid in ids:
         await eventually(lambda mid=mid: _info_if(gw, headers, mid, "delivered"))
+    metrics = (await gw.http.get("/metrics")).text
+    assert 'smsgateway_link_queue_depth{link="1"} 0.0' in metrics
 
 
 async def test_pool_delivers_through_the_live_member(
@@ -304,3 +309,34 @@ async def test_pool_delivers_through_the_live_member(
     r = await gw.http.post("/api/v1/sms/check-esme", json={"esme": 100}, headers=headers)
     assert r.json() == {"persist": True, "system_id": "smscsim", "error": ""}
     assert ADMIN_KEY
+
+
+async def test_pool_with_no_member_up_holds_its_messages(tmp_path: Path, make_gateway) -> None:
+    from gwkit import dead_link
+    from smsgateway.settings import PoolSettings
+
+    settings = make_settings(
+        tmp_path,
+        [dead_link(1), dead_link(2)],
+        [PoolSettings(id=100, name="pool-1", links=[1, 2])],
+        send_budget_s=0.1,
+    )
+    gw = await make_gateway(settings)
+    headers = await gw.user("pooled@example.com")
+    for i in range(3):
+        r = await gw.http.post(
+            "/api/v1/sms/send",
+            json={
+                "esme": 100,
+                "source": "Pool",
+                "destination": "+4915112345678",
+                "message": f"{i}",
+            },
+            headers=headers,
+        )
+        assert (r.status_code, r.json()["status"]) == (200, "queued"), r.text
+    metrics = (await gw.http.get("/metrics")).text
+    assert 'smsgateway_pool_queue_depth{pool="100"} 3.0' in metrics
+    assert 'smsgateway_link_queue_depth{link="1"} 0.0' in metrics
+    r = await gw.http.post("/api/v1/sms/check-esme", json={"esme": 100}, headers=headers)
+    assert r.json()["persist"] is False

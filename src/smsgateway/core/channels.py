@@ -449,6 +449,10 @@ class SmppPool:
             for member in self.members:
                 member._wake.set()
 
+    @property
+    def pending_count(self) -> int:
+        return len(self._pending)
+
     def pop_pending(self) -> SendJob | None:
         return self._pending.popleft() if self._pending else None
 

@@ -157,9 +157,11 @@ class LiveCollector(Collector):
         self,
         links: Callable[[], Iterable[tuple[int, str, str, int, float]]],
         store: Callable[[], tuple[int, int]] | None = None,
+        pools: Callable[[], Iterable[tuple[int, int]]] | None = None,
     ) -> None:
         self._links = links
         self._store = store
+        self._pools = pools
 
     def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
         state = GaugeMetricFamily(
@@ -179,6 +181,16 @@ class LiveCollector(Collector):
         yield state
         yield depth
         yield tps
+        if self._pools is not None:
+            # Jobs a pool holds itself: none of its members could take them.
+            pooled = GaugeMetricFamily(
+                "smsgateway_pool_queue_depth",
+                "Messages waiting for any member of the pool",
+                labels=["pool"],
+            )
+            for pool_id, pending in self._pools():
+                pooled.add_metric([str(pool_id)], float(pending))
+            yield pooled
         if self._store is not None:
             # units / commits is the group-commit factor: how many writes share one
             # transaction (and its fsync-bearing commit).
