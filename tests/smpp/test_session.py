@@ -25,6 +25,7 @@ from smsgateway.smpp.pdu import (
     QuerySm,
     QuerySmResp,
     SubmitSm,
+    SubmitSmResp,
     decode,
     encode,
 )
@@ -302,6 +303,42 @@ async def test_throttling_gives_up_after_max_retry_time(make_sim: Any, make_clie
         await client.submit(sms())
     assert info.value.status == CommandStatus.ESME_RTHROTTLED
     assert client.throttled >= 2
+
+
+async def test_submit_soon_is_submit_without_a_task(make_sim: Any, make_client: Any) -> None:
+    """Sent at once when the window has room and the pacer a token; None otherwise
+    (the caller awaits `submit` then); the future settles as `submit` would."""
+    sim = await make_sim(resp_delay_ms=100)
+    client = await make_client(sim.smpp_port, window=2, throttle_pause=0.05)
+    first, second = client.submit_soon(sms("a")), client.submit_soon(sms("b"))
+    assert first is not None and second is not None
+    assert client.submit_soon(sms("c")) is None  # the window (2) is full
+    resps = await asyncio.wait_for(asyncio.gather(first, second), 5)
+    assert [type(r) for r in resps] == [SubmitSmResp, SubmitSmResp]
+    assert len({r.message_id for r in resps}) == 2 and client.submitted == 2
+
+    # A refusal is a CommandError, counted, as from `submit`.
+    sim.configure(resp_delay_ms=0, fail_rate=1.0, fail_status=CommandStatus.ESME_RINVDSTADR)
+    refused = client.submit_soon(sms("d"))
+    assert refused is not None
+    with pytest.raises(CommandError) as info:
+        await asyncio.wait_for(refused, 5)
+    assert info.value.status == CommandStatus.ESME_RINVDSTADR and client.errors == 1
+
+    # Throttled: retried by `submit`'s loop until the SMSC takes it.
+    sim.configure(fail_status=CommandStatus.ESME_RTHROTTLED)
+    throttled = client.submit_soon(sms("e"))
+    assert throttled is not None
+    await asyncio.sleep(0.2)
+    assert not throttled.done() and client.throttled >= 2
+    sim.configure(fail_rate=0.0)
+    resp = await asyncio.wait_for(throttled, 5)
+    assert isinstance(resp, SubmitSmResp) and resp.message_id
+    assert client.retries == client.throttled
+
+    await client.stop()
+    with pytest.raises(SessionClosed):
+        client.submit_soon(sms("f"))
 
 
 async def test_paced_client_submits_everything(make_sim: Any, make_client: Any) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import math
@@ -20,7 +21,7 @@ from typing import Protocol
 
 from ..settings import LinkSettings, PoolSettings
 from ..smpp.errors import CommandError, ResponseTimeout, SessionClosed
-from ..smpp.pdu import DataSm, DeliverSm, SubmitSm
+from ..smpp.pdu import DataSm, DeliverSm, SubmitSm, SubmitSmResp
 from ..smpp.session import ClientConfig, EsmeClient, LinkState
 from .metrics import METRICS
 
@@ -301,9 +302,39 @@ class SmppLink:
 
     def _dispatch(self, job: SendJob) -> None:
         self._active += 1
+        parts = job.remaining()
+        if len(parts) == 1:
+            # Most messages are one part, and most submits go out at once: then no
+            # task, only a callback on the answer's future.
+            part = parts[0]
+            try:
+                answer = self.client.submit_soon(_submit_pdu(job, part))
+            except SessionClosed:
+                answer = None  # the task path meets it again and requeues the job
+            if answer is not None:
+                answer.add_done_callback(functools.partial(self._answered, job, part))
+                return
         task = asyncio.create_task(self._send(job))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _answered(self, job: SendJob, part: PartSpec, answer: asyncio.Future[SubmitSmResp]) -> None:
+        result: PartOutcome | BaseException
+        if answer.cancelled():
+            result = SessionClosed("submit cancelled")
+        elif (exc := answer.exception()) is not None:
+            result = (
+                PartOutcome(part.seq, self.id, None, exc.status_name)
+                if isinstance(exc, CommandError)
+                else exc
+            )
+        else:
+            result = PartOutcome(part.seq, self.id, answer.result().message_id, None)
+        try:
+            self._settle(job, [part], [result])
+        finally:
+            self._active -= 1
+            self._wake.set()
 
     async def _drain(self) -> None:
         """Send pending work (own queue first, then the pools') whenever bound."""
@@ -340,59 +371,69 @@ class SmppLink:
                 results = await asyncio.gather(
                     *(self._submit_part(job, part) for part in parts), return_exceptions=True
                 )
-            new: list[PartOutcome] = []
-            retry = False
-            for part, result in zip(parts, results, strict=True):
-                if isinstance(result, PartOutcome):
-                    job.outcomes[part.seq] = result
-                    new.append(result)
-                    if result.smsc_id is not None:
-                        job.pinned_link = self.id
-                elif isinstance(result, SessionClosed | ResponseTimeout):
-                    retry = True  # no answer: the SMSC may or may not have it; resend
-                    if isinstance(result, ResponseTimeout) or result.written:
-                        _count_resend(job, part, self.id, result)
-                elif isinstance(result, BaseException):
-                    log.error("submit failed", exc_info=result)
-                    outcome = PartOutcome(part.seq, self.id, None, "ESME_RSYSERR")
-                    job.outcomes[part.seq] = outcome
-                    new.append(outcome)
-            if new:
-                job.pin_deadline = None  # the link took parts: any wait starts afresh
-                self._on_outcomes(job, new)
-            if retry and job.pool is not None and not self.can_send:
-                if job.pinned_link is None:
-                    job.pool.enqueue(job)  # this link is down: another member sends it
-                else:
-                    self.wait_pinned(job, front=True)
-            elif retry:
-                self._pending.appendleft(job)
+            self._settle(job, parts, results)
         finally:
             self._active -= 1
             self._wake.set()
 
+    def _settle(
+        self, job: SendJob, parts: list[PartSpec], results: list[PartOutcome | BaseException]
+    ) -> None:
+        """Record what the SMSC said of these parts; put the job back if any got no
+        answer (on this link, in the pool, or waiting for this link if pinned)."""
+        new: list[PartOutcome] = []
+        retry = False
+        for part, result in zip(parts, results, strict=True):
+            if isinstance(result, PartOutcome):
+                job.outcomes[part.seq] = result
+                new.append(result)
+                if result.smsc_id is not None:
+                    job.pinned_link = self.id
+            elif isinstance(result, SessionClosed | ResponseTimeout):
+                retry = True  # no answer: the SMSC may or may not have it; resend
+                if isinstance(result, ResponseTimeout) or result.written:
+                    _count_resend(job, part, self.id, result)
+            elif isinstance(result, BaseException):
+                log.error("submit failed", exc_info=result)
+                outcome = PartOutcome(part.seq, self.id, None, "ESME_RSYSERR")
+                job.outcomes[part.seq] = outcome
+                new.append(outcome)
+        if new:
+            job.pin_deadline = None  # the link took parts: any wait starts afresh
+            self._on_outcomes(job, new)
+        if retry and job.pool is not None and not self.can_send:
+            if job.pinned_link is None:
+                job.pool.enqueue(job)  # this link is down: another member sends it
+            else:
+                self.wait_pinned(job, front=True)
+        elif retry:
+            self._pending.appendleft(job)
+
     async def _submit_part(self, job: SendJob, part: PartSpec) -> PartOutcome:
-        pdu = SubmitSm(
-            source_addr_ton=job.source_ton,
-            source_addr_npi=job.source_npi,
-            source_addr=job.source,
-            dest_addr_ton=job.dest_ton,
-            dest_addr_npi=job.dest_npi,
-            destination_addr=job.destination,
-            esm_class=part.esm_class,
-            registered_delivery=job.registered_delivery,
-            data_coding=part.data_coding,
-            short_message=part.short_message,
-            tlvs=dict(part.tlvs),
-        )
         try:
-            resp = await self.client.submit(pdu)
+            resp = await self.client.submit(_submit_pdu(job, part))
         except CommandError as exc:
             return PartOutcome(part.seq, self.id, None, exc.status_name)
         return PartOutcome(part.seq, self.id, resp.message_id, None)
 
     def _deliver(self, pdu: DeliverSm | DataSm) -> int | Awaitable[int]:
         return self._on_deliver(self, pdu)
+
+
+def _submit_pdu(job: SendJob, part: PartSpec) -> SubmitSm:
+    return SubmitSm(
+        source_addr_ton=job.source_ton,
+        source_addr_npi=job.source_npi,
+        source_addr=job.source,
+        dest_addr_ton=job.dest_ton,
+        dest_addr_npi=job.dest_npi,
+        destination_addr=job.destination,
+        esm_class=part.esm_class,
+        registered_delivery=job.registered_delivery,
+        data_coding=part.data_coding,
+        short_message=part.short_message,
+        tlvs=dict(part.tlvs),
+    )
 
 
 def _count_resend(job: SendJob, part: PartSpec, link_id: int, why: Exception) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import random
@@ -85,6 +86,10 @@ _UNWINDOWED = frozenset(
 )
 _THROTTLED = frozenset({CommandStatus.ESME_RTHROTTLED, CommandStatus.ESME_RMSGQFUL})
 _GONE = (ConnectionState.UNBINDING, ConnectionState.UNBOUND, ConnectionState.CLOSED)
+
+
+class _Throttled(Exception):
+    """A submit refused with a throttling status, to be retried (after the back-off)."""
 
 
 class _Pending:
@@ -366,6 +371,15 @@ class PduProtocol(asyncio.Protocol):
             fut = self.send_request(pdu, windowed=False, timeout=timeout)
         return await fut
 
+    def has_room(self) -> bool:
+        """Whether a windowed request would go out now rather than wait for a slot."""
+        return (
+            not self.closing
+            and self.window_used < self.window
+            and not self._slot_waiters
+            and not self._write_paused
+        )
+
     def request_nowait(self, pdu: Pdu) -> asyncio.Future[Pdu]:
         """Queue a windowed request without a task: sent as soon as a slot is free."""
         fut: asyncio.Future[Pdu] = self.loop.create_future()
@@ -626,6 +640,8 @@ class EsmeClient:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._bound = asyncio.Event()
+        # Throttled `submit_soon`s retrying in `_submit` (see there).
+        self._retrying: set[asyncio.Task[SubmitSmResp]] = set()
         self._tps_bucket = 0
         self._tps_count = 0
         self._tps_history: deque[tuple[int, int]] = deque(maxlen=200)
@@ -793,7 +809,84 @@ class EsmeClient:
         to `max_retry_time`; any other error status raises CommandError. Raises
         ResponseTimeout or SessionClosed (both retriable) when no answer came.
         """
-        retry_until = 0.0
+        return await self._submit(pdu, 0.0)
+
+    def submit_soon(self, pdu: SubmitSm) -> asyncio.Future[SubmitSmResp] | None:
+        """`submit` without a task, when the window has room and the pacer a token
+        right now: the PDU goes out at once, and the future settles as `submit`
+        would return or raise. None when the submit would have to wait: use `submit`.
+
+        Raises SessionClosed when not bound. A throttled answer hands the retries to
+        `submit`'s loop (a task, on that rare path), so the semantics are the same.
+        """
+        link = self._current_link()
+        pacer = self.pacer
+        if not link.has_room() or not (pacer.free or pacer.try_acquire()):
+            return None
+        outer: asyncio.Future[SubmitSmResp] = link.loop.create_future()
+        link.request_nowait(pdu).add_done_callback(
+            functools.partial(self._submit_answered, pdu, outer)
+        )
+        return outer
+
+    def _submit_answered(
+        self, pdu: SubmitSm, outer: asyncio.Future[SubmitSmResp], inner: asyncio.Future[Pdu]
+    ) -> None:
+        if outer.done():
+            return  # the caller gave up; the window slot is already back
+        if inner.cancelled():
+            outer.cancel()
+            return
+        exc = inner.exception()
+        if exc is not None:
+            if isinstance(exc, PduError):
+                self.errors += 1
+                self.last_error = f"bad response: {exc}"
+            outer.set_exception(exc)
+            return
+        resp = inner.result()
+        try:
+            outer.set_result(self._accepted(resp))
+        except CommandError as err:
+            outer.set_exception(err)
+        except _Throttled:
+            retry_until = time.monotonic() + self.config.max_retry_time
+            task = asyncio.get_running_loop().create_task(self._submit(pdu, retry_until))
+            self._retrying.add(task)  # a strong reference while it runs
+            task.add_done_callback(functools.partial(self._retried, outer))
+
+    def _retried(
+        self, outer: asyncio.Future[SubmitSmResp], task: asyncio.Task[SubmitSmResp]
+    ) -> None:
+        self._retrying.discard(task)
+        if outer.done():
+            return
+        if task.cancelled():
+            outer.cancel()
+        elif task.exception() is not None:
+            outer.set_exception(task.exception())  # type: ignore[arg-type]
+        else:
+            outer.set_result(task.result())
+
+    def _accepted(self, resp: Pdu) -> SubmitSmResp:
+        """A submit_sm's answer: the resp if accepted; raises _Throttled when it may be
+        retried, CommandError for any other refusal (counted)."""
+        status = resp.command_status
+        if not status and type(resp) is SubmitSmResp:
+            self.submitted += 1
+            self._count_submit()
+            return resp
+        if status in _THROTTLED and not self._stopping:
+            self.throttled += 1
+            self.retries += 1
+            self.pacer.back_off(self.config.throttle_pause)
+            raise _Throttled()
+        status = status or CommandStatus.ESME_RSYSERR
+        self.errors += 1
+        self.last_error = status_name(status)
+        raise CommandError(status, "submit_sm")
+
+    async def _submit(self, pdu: SubmitSm, retry_until: float) -> SubmitSmResp:
         while True:
             try:
                 resp = await self._paced_request(pdu)
@@ -804,23 +897,20 @@ class EsmeClient:
                 self.last_error = f"bad response: {exc}"
                 raise
             status = resp.command_status
-            if not status and type(resp) is SubmitSmResp:
-                self.submitted += 1
-                self._count_submit()
-                return resp
             if status in _THROTTLED and not self._stopping:
-                self.throttled += 1
                 now = time.monotonic()
                 if not retry_until:
                     retry_until = now + self.config.max_retry_time
-                if now < retry_until:
-                    self.retries += 1
-                    self.pacer.back_off(self.config.throttle_pause)
-                    continue
-            status = status or CommandStatus.ESME_RSYSERR
-            self.errors += 1
-            self.last_error = status_name(status)
-            raise CommandError(status, "submit_sm")
+                if now >= retry_until:
+                    # Out of time: refused with the throttling status, not retried.
+                    self.throttled += 1
+                    self.errors += 1
+                    self.last_error = status_name(status)
+                    raise CommandError(status, "submit_sm")
+            try:
+                return self._accepted(resp)
+            except _Throttled:
+                continue
 
     async def _paced_request(self, pdu: Pdu) -> Pdu:
         link = self._current_link()
