@@ -324,16 +324,7 @@ async def test_pool_with_no_member_up_holds_its_messages(tmp_path: Path, make_ga
     gw = await make_gateway(settings)
     headers = await gw.user("pooled@example.com")
     for i in range(3):
-        r = await gw.http.post(
-            "/api/v1/sms/send",
-            json={
-                "esme": 100,
-                "source": "Pool",
-                "destination": "+4915112345678",
-                "message": f"{i}",
-            },
-            headers=headers,
-        )
+        r = await gw.send(headers, esme=100, message=f"{i}")
         assert (r.status_code, r.json()["status"]) == (200, "queued"), r.text
     metrics = (await gw.http.get("/metrics")).text
     assert 'smsgateway_pool_queue_depth{pool="100"} 3.0' in metrics

@@ -34,6 +34,7 @@ from resil_kit import (
 )
 
 from gwkit import Gateway, eventually, link_to, make_settings
+from smsgateway.settings import Settings
 from smsgateway.smpp.constants import CommandStatus, Tlv
 from smsgateway.smpp.session import LinkState
 from smsgateway.smscsim.simulator import SmscSimulator
@@ -361,12 +362,12 @@ async def test_smsc_restarts_with_a_new_id_space(
     }
 
 
-async def test_long_message_is_not_split_across_pool_members(
-    tmp_path: Path, make_sim: SimFactory, make_gateway: Any
-) -> None:
-    """The SMSC behind the first member accepts part 1 of a three-part message and then
-    drops the connection (twice: `drop_after=2`). The other member is idle and bound,
-    but parts 2 and 3 wait for the first link: only that SMSC can join them to part 1."""
+async def two_member_pool(
+    tmp_path: Path, make_sim: SimFactory, make_gateway: Any, pin_timeout_s: float = 10.0
+) -> tuple[SmscSimulator, SmscSimulator, Settings, Gateway, dict[str, str]]:
+    """Pool 100 of links 1 and 2, both bound. The first member's SMSC drops the
+    connection at its second submit (`drop_after=2`), so it takes part 1 of a long
+    message and leaves parts 2 and 3 unanswered; window 1 sends them in order."""
     from smsgateway.settings import PoolSettings
 
     first = await make_sim(keep_messages=BIG_KEEP, drop_after=2)
@@ -374,14 +375,23 @@ async def test_long_message_is_not_split_across_pool_members(
     settings = make_settings(
         tmp_path,
         [link_to(first, 1, window=1), link_to(other, 2)],
-        [PoolSettings(id=100, name="pool", links=[1, 2])],
+        [PoolSettings(id=100, name="pool", links=[1, 2], pin_timeout_s=pin_timeout_s)],
         admin_key=ADMIN_KEY,
         send_budget_s=0.3,
     )
     gw: Gateway = await make_gateway(settings)
     for n in (1, 2):
         await gw.bound(n)
-    headers = await user_headers(gw.http)
+    return first, other, settings, gw, await user_headers(gw.http)
+
+
+async def test_long_message_is_not_split_across_pool_members(
+    tmp_path: Path, make_sim: SimFactory, make_gateway: Any
+) -> None:
+    """The SMSC behind the first member accepts part 1 of a three-part message and then
+    drops the connection (twice: `drop_after=2`). The other member is idle and bound,
+    but parts 2 and 3 wait for the first link: only that SMSC can join them to part 1."""
+    first, other, _, gw, headers = await two_member_pool(tmp_path, make_sim, make_gateway)
     assert parts_of(0) == 3
     sent = await send_many(gw, headers, [0], esme=100)
     rec = await settle(gw, headers, [first, other], sent)
@@ -399,21 +409,9 @@ async def test_long_message_moves_on_when_its_pool_member_stays_down(
 ) -> None:
     """The first SMSC takes part 1, drops the connection and never comes back: after
     the pool's `pin_timeout_s` the other member sends the rest; nothing is stranded."""
-    from smsgateway.settings import PoolSettings
-
-    first = await make_sim(keep_messages=BIG_KEEP, drop_after=2)
-    other = await make_sim(keep_messages=BIG_KEEP)
-    settings = make_settings(
-        tmp_path,
-        [link_to(first, 1, window=1), link_to(other, 2)],
-        [PoolSettings(id=100, name="pool", links=[1, 2], pin_timeout_s=0.5)],
-        admin_key=ADMIN_KEY,
-        send_budget_s=0.3,
+    first, other, _, gw, headers = await two_member_pool(
+        tmp_path, make_sim, make_gateway, pin_timeout_s=0.5
     )
-    gw: Gateway = await make_gateway(settings)
-    for n in (1, 2):
-        await gw.bound(n)
-    headers = await user_headers(gw.http)
     first.configure(refuse_binds=True)
     sent = await send_many(gw, headers, [0], esme=100)
     # Part 1's receipt stays with the first SMSC, so the message shows "submitted".
@@ -427,21 +425,7 @@ async def test_long_message_stays_on_its_pool_member_across_a_restart(
     """As above, but the first SMSC then refuses to bind and the gateway is stopped with
     parts 2 and 3 still queued. The restarted gateway sends them to the first link
     again, although the other member is bound first."""
-    from smsgateway.settings import PoolSettings
-
-    first = await make_sim(keep_messages=BIG_KEEP, drop_after=2)
-    other = await make_sim(keep_messages=BIG_KEEP)
-    settings = make_settings(
-        tmp_path,
-        [link_to(first, 1, window=1), link_to(other, 2)],
-        [PoolSettings(id=100, name="pool", links=[1, 2])],
-        admin_key=ADMIN_KEY,
-        send_budget_s=0.3,
-    )
-    gw: Gateway = await make_gateway(settings)
-    for n in (1, 2):
-        await gw.bound(n)
-    headers = await user_headers(gw.http)
+    first, other, settings, gw, headers = await two_member_pool(tmp_path, make_sim, make_gateway)
     first.configure(refuse_binds=True)
     sent = await send_many(gw, headers, [0], esme=100)
     await eventually(lambda: first.dropped >= 1)

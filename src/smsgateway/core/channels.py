@@ -292,13 +292,8 @@ class SmppLink:
             self._pending.remove(job)
         except ValueError:
             return  # in flight right now
-        log.warning(
-            "message split across links: its link stayed down",
-            extra={"message_id": job.message_id, "link_id": self.id},
-        )
-        job.pinned_link = job.pin_deadline = None
         assert job.pool is not None
-        job.pool.enqueue(job)
+        job.pool.split(job, self.id, "its link stayed down")
 
     def _dispatch(self, job: SendJob) -> None:
         self._active += 1
@@ -319,19 +314,13 @@ class SmppLink:
         task.add_done_callback(self._tasks.discard)
 
     def _answered(self, job: SendJob, part: PartSpec, answer: asyncio.Future[SubmitSmResp]) -> None:
-        result: PartOutcome | BaseException
+        said: SubmitSmResp | BaseException
         if answer.cancelled():
-            result = SessionClosed("submit cancelled")
-        elif (exc := answer.exception()) is not None:
-            result = (
-                PartOutcome(part.seq, self.id, None, exc.status_name)
-                if isinstance(exc, CommandError)
-                else exc
-            )
+            said = SessionClosed("submit cancelled")
         else:
-            result = PartOutcome(part.seq, self.id, answer.result().message_id, None)
+            said = answer.exception() or answer.result()
         try:
-            self._settle(job, [part], [result])
+            self._settle(job, [part], [said])
         finally:
             self._active -= 1
             self._wake.set()
@@ -360,16 +349,17 @@ class SmppLink:
     async def _send(self, job: SendJob) -> None:
         try:
             parts = job.remaining()
-            results: list[PartOutcome | BaseException]
+            results: list[SubmitSmResp | BaseException]
             if len(parts) == 1:
                 # Most messages are one part: no gather, no extra task per part.
                 try:
-                    results = [await self._submit_part(job, parts[0])]
+                    results = [await self.client.submit(_submit_pdu(job, parts[0]))]
                 except Exception as exc:
                     results = [exc]
             else:
                 results = await asyncio.gather(
-                    *(self._submit_part(job, part) for part in parts), return_exceptions=True
+                    *(self.client.submit(_submit_pdu(job, part)) for part in parts),
+                    return_exceptions=True,
                 )
             self._settle(job, parts, results)
         finally:
@@ -377,18 +367,23 @@ class SmppLink:
             self._wake.set()
 
     def _settle(
-        self, job: SendJob, parts: list[PartSpec], results: list[PartOutcome | BaseException]
+        self, job: SendJob, parts: list[PartSpec], results: list[SubmitSmResp | BaseException]
     ) -> None:
-        """Record what the SMSC said of these parts; put the job back if any got no
-        answer (on this link, in the pool, or waiting for this link if pinned)."""
+        """Record what the SMSC said of these parts (a resp, a refusal, or no answer);
+        put the job back if any got no answer (on this link, in the pool, or waiting
+        for this link if pinned)."""
         new: list[PartOutcome] = []
         retry = False
         for part, result in zip(parts, results, strict=True):
-            if isinstance(result, PartOutcome):
-                job.outcomes[part.seq] = result
-                new.append(result)
-                if result.smsc_id is not None:
-                    job.pinned_link = self.id
+            if isinstance(result, SubmitSmResp):
+                outcome = PartOutcome(part.seq, self.id, result.message_id, None)
+                job.outcomes[part.seq] = outcome
+                new.append(outcome)
+                job.pinned_link = self.id
+            elif isinstance(result, CommandError):
+                outcome = PartOutcome(part.seq, self.id, None, result.status_name)
+                job.outcomes[part.seq] = outcome
+                new.append(outcome)
             elif isinstance(result, SessionClosed | ResponseTimeout):
                 retry = True  # no answer: the SMSC may or may not have it; resend
                 if isinstance(result, ResponseTimeout) or result.written:
@@ -408,13 +403,6 @@ class SmppLink:
                 self.wait_pinned(job, front=True)
         elif retry:
             self._pending.appendleft(job)
-
-    async def _submit_part(self, job: SendJob, part: PartSpec) -> PartOutcome:
-        try:
-            resp = await self.client.submit(_submit_pdu(job, part))
-        except CommandError as exc:
-            return PartOutcome(part.seq, self.id, None, exc.status_name)
-        return PartOutcome(part.seq, self.id, resp.message_id, None)
 
     def _deliver(self, pdu: DeliverSm | DataSm) -> int | Awaitable[int]:
         return self._on_deliver(self, pdu)
@@ -510,12 +498,18 @@ class SmppPool:
             off = not member.enabled or bool(member.held)
             for job in member.take_pending(None if off else self):
                 if job.pinned_link is not None:
-                    log.warning(
-                        "message split across links: its link was switched off",
-                        extra={"message_id": job.message_id, "link_id": member.id},
-                    )
-                    job.pinned_link = job.pin_deadline = None
-                self.enqueue(job)
+                    self.split(job, member.id, "its link was switched off")
+                else:
+                    self.enqueue(job)
+
+    def split(self, job: SendJob, link_id: int, why: str) -> None:
+        """Send the rest of a message that `link_id` started through any member."""
+        log.warning(
+            f"message split across links: {why}",
+            extra={"message_id": job.message_id, "link_id": link_id},
+        )
+        job.pinned_link = job.pin_deadline = None
+        self.enqueue(job)
 
     def enqueue_pinned(self, job: SendJob, link_id: int) -> None:
         """Back on the member that accepted the job's first parts (after a restart),

@@ -844,13 +844,12 @@ class EsmeClient:
                 self.last_error = f"bad response: {exc}"
             outer.set_exception(exc)
             return
-        resp = inner.result()
+        retry_until = time.monotonic() + self.config.max_retry_time
         try:
-            outer.set_result(self._accepted(resp))
+            outer.set_result(self._accepted(inner.result(), retry_until))
         except CommandError as err:
             outer.set_exception(err)
         except _Throttled:
-            retry_until = time.monotonic() + self.config.max_retry_time
             task = asyncio.get_running_loop().create_task(self._submit(pdu, retry_until))
             self._retrying.add(task)  # a strong reference while it runs
             task.add_done_callback(functools.partial(self._retried, outer))
@@ -868,9 +867,9 @@ class EsmeClient:
         else:
             outer.set_result(task.result())
 
-    def _accepted(self, resp: Pdu) -> SubmitSmResp:
+    def _accepted(self, resp: Pdu, retry_until: float) -> SubmitSmResp:
         """A submit_sm's answer: the resp if accepted; raises _Throttled when it may be
-        retried, CommandError for any other refusal (counted)."""
+        retried (before `retry_until`), CommandError for any other refusal (counted)."""
         status = resp.command_status
         if not status and type(resp) is SubmitSmResp:
             self.submitted += 1
@@ -878,9 +877,10 @@ class EsmeClient:
             return resp
         if status in _THROTTLED and not self._stopping:
             self.throttled += 1
-            self.retries += 1
-            self.pacer.back_off(self.config.throttle_pause)
-            raise _Throttled()
+            if time.monotonic() < retry_until:
+                self.retries += 1
+                self.pacer.back_off(self.config.throttle_pause)
+                raise _Throttled()
         status = status or CommandStatus.ESME_RSYSERR
         self.errors += 1
         self.last_error = status_name(status)
@@ -896,19 +896,10 @@ class EsmeClient:
                 self.errors += 1
                 self.last_error = f"bad response: {exc}"
                 raise
-            status = resp.command_status
-            if status in _THROTTLED and not self._stopping:
-                now = time.monotonic()
-                if not retry_until:
-                    retry_until = now + self.config.max_retry_time
-                if now >= retry_until:
-                    # Out of time: refused with the throttling status, not retried.
-                    self.throttled += 1
-                    self.errors += 1
-                    self.last_error = status_name(status)
-                    raise CommandError(status, "submit_sm")
+            if not retry_until and resp.command_status in _THROTTLED:
+                retry_until = time.monotonic() + self.config.max_retry_time
             try:
-                return self._accepted(resp)
+                return self._accepted(resp, retry_until)
             except _Throttled:
                 continue
 
