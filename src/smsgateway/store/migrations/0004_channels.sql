@@ -1,0 +1,1 @@
+-- Reserved: channels and attempts (issue 11, one-shot face and failover).

@@ -1,0 +1,1 @@
+-- Reserved: OAuth clients and token signing (issue 11, tokens).

@@ -1,0 +1,1 @@
+-- Reserved: OTP projects, API keys, verifications (issue 12).

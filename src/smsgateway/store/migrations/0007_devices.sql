@@ -1,0 +1,1 @@
+-- Reserved: Android devices and their messages (issue 12, device channel).

@@ -1,0 +1,1 @@
+-- Reserved: virtual numbers, inbound OTPs, webhook outbox (issue 13).

@@ -1,0 +1,1 @@
+-- Reserved: operator console sessions (issue 14).
