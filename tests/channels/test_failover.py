@@ -4,6 +4,7 @@ in time; every try is an attempts row."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -304,3 +305,42 @@ def test_list_settings_are_checked_at_start(
     settings.sms_api = SmsApiSettings(gateways=gateways)
     with pytest.raises(SettingsError, match=message):
         settings.validate()
+
+
+async def test_long_message_rest_stays_on_its_list_member_across_a_restart(
+    make_sim: SimFactory, make_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    """Link 1's SMSC takes part 1 of a three-part message, then drops the connection
+    (window 1 sends the parts in order) and refuses binds. The list does not move a
+    started message on, also past its timeout; after a restart the rest goes to link 1
+    again although link 2 is bound first."""
+    first = await make_sim(drop_after=2)
+    other = await make_sim()
+    settings = with_lists(tmp_path, [link_to(first, 1, window=1), link_to(other, 2)])
+    gw = await make_gateway(settings)
+    await gw.bound(1)
+    await gw.bound(2)
+    await ready(gw)
+    first.configure(refuse_binds=True)
+    text = "".join(f"part{i:03d} " for i in range(50))  # 450 GSM characters: three parts
+    result = await send(gw, text=text, wait="stored")
+    await eventually(lambda: first.dropped >= 1)
+    await asyncio.sleep(1.5)  # past the list's 1 s member timeout
+    assert other.recent_messages() == []
+    await gw.stop()
+    assert [m["status"] for m in first.recent_messages()] == ["OK", "DROPPED"]
+
+    first.configure(drop_after=0)
+    gw2 = await make_gateway(settings)
+    await gw2.bound(2)
+    await asyncio.sleep(0.3)  # the other member is bound and idle...
+    first.configure(refuse_binds=False)  # ...before the first one binds
+
+    async def sent() -> bool:
+        row = await service(gw2).get_owned("oauth:c1", result.message_id)
+        return row is not None and row.message.status in ("submitted", "delivered")
+
+    await eventually(sent)
+    assert [m["status"] for m in first.recent_messages()] == ["OK", "DROPPED", "OK", "OK"]
+    assert other.recent_messages() == []
+    assert [(cid, o) for cid, _, o, _ in await tries(gw2, result.message_id)] == [(1, "accepted")]

@@ -258,17 +258,18 @@ class MessageService:
             job = self._job_from_rows(item)
             if not job.parts:
                 continue
-            until = item.message.validity_until
-            if until is not None and until <= now and not any(p.smsc_id for p in item.parts):
-                self._expire_stored(job.message_id, now)
-                continue
-            self._watch_validity(job, until)
-            # Parts a pool member accepted before the crash: the rest go there too.
+            # Parts a link accepted before the crash: the rest go there too (and, the
+            # message being under way, no longer expire).
             pinned = next((p.link_id for p in item.parts if p.smsc_id and p.link_id), None)
             if pinned is not None:
                 self._enqueue_pinned(channel, job, pinned)
-            else:
-                channel.enqueue(job)
+                continue
+            until = item.message.validity_until
+            if until is not None and until <= now:
+                self._expire_stored(job.message_id, now)
+                continue
+            self._watch_validity(job, until)
+            channel.enqueue(job)
         if queued:
             log.info("requeued stored messages", extra={"count": len(queued)})
 
@@ -765,7 +766,7 @@ class MessageService:
         if job.resplit:
             parts = _part_rows(job.message_id, job.parts, now)
             encoding = "ucs2" if job.parts[0].data_coding == 8 else "gsm7"
-        return attempts_writer(job.message_id, rows, parts, encoding)
+        return attempts_writer(job.message_id, rows, parts, encoding, job.attempts_stored)
 
     def _match_early(self, link_id: int, smsc_id: str) -> None:
         if not self._early:
@@ -986,6 +987,7 @@ class MessageService:
             split_as=link_cfg.split_method if link_cfg is not None else None,
             max_parts=self.settings.max_parts,
             started_ms=self._now_ms(),
+            attempts_stored=None,  # tries before the restart may be stored
         )
 
 

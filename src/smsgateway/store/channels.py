@@ -26,6 +26,10 @@ _FINAL_SQL = ", ".join(f"'{s}'" for s in sorted(FINAL_STATES))  # constants, not
 # One try of a channel: (channel_id, kind, started_at, ended_at, outcome, error).
 AttemptValues = tuple[int, str, int, int, str, str | None]
 
+_INSERT_NUMBERED = (
+    "INSERT INTO attempts (message_id, attempt, channel_id, channel_kind, started_at,"
+    " ended_at, outcome, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _INSERT_ATTEMPT = (
     "INSERT INTO attempts (message_id, attempt, channel_id, channel_kind, started_at,"
     " ended_at, outcome, error) VALUES (?, COALESCE((SELECT MAX(attempt) FROM attempts"
@@ -45,14 +49,24 @@ class AttemptRow(msgspec.Struct, frozen=True):
 
 
 def insert_attempts(
-    conn: sqlite3.Connection, message_id: str, attempts: Sequence[AttemptValues]
+    conn: sqlite3.Connection,
+    message_id: str,
+    attempts: Sequence[AttemptValues],
+    stored: int | None = None,
 ) -> None:
-    """Append attempts rows (numbered on from the message's last one)."""
-    for channel_id, kind, started, ended, outcome, error in attempts:
-        conn.execute(
-            _INSERT_ATTEMPT,
-            (message_id, message_id, channel_id, kind, started, ended, outcome, error),
-        )
+    """Append attempts rows, numbered on from the `stored` rows the message has
+    (None: unknown, as after a restart; then read from the table)."""
+    for i, (channel_id, kind, started, ended, outcome, error) in enumerate(attempts):
+        if stored is None:
+            conn.execute(
+                _INSERT_ATTEMPT,
+                (message_id, message_id, channel_id, kind, started, ended, outcome, error),
+            )
+        else:
+            conn.execute(
+                _INSERT_NUMBERED,
+                (message_id, stored + i + 1, channel_id, kind, started, ended, outcome, error),
+            )
 
 
 def replace_parts(
@@ -214,6 +228,7 @@ def attempts_writer(
     attempts: Sequence[AttemptValues],
     parts: Sequence[PartRow] | None = None,
     encoding: str = "",
+    stored: int | None = None,
 ) -> Callable[[sqlite3.Connection], Any]:
     """A `before` hook for `SqliteStore.record_submit`: re-cut parts first (if any),
     then the attempts, in the unit that records the outcomes."""
@@ -221,6 +236,6 @@ def attempts_writer(
     def before(conn: sqlite3.Connection) -> None:
         if parts is not None:
             replace_parts(conn, message_id, parts, encoding)
-        insert_attempts(conn, message_id, attempts)
+        insert_attempts(conn, message_id, attempts, stored)
 
     return before

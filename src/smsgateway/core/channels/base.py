@@ -112,6 +112,9 @@ class SendJob:
     attempts: list[AttemptNote] = field(default_factory=list)
     # False once the current try is among `attempts` (a list that ran out of members).
     attempt_open: bool = True
+    # Attempts rows the message has in the store already (None: unknown, as after a
+    # restart): numbers the new ones without a read.
+    attempts_stored: int | None = 0
     validity: Validity | None = None
 
     def remaining(self) -> list[PartSpec]:

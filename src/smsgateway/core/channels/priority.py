@@ -35,6 +35,7 @@ from .base import (
     SendJob,
     refuse_all,
 )
+from .link import SmppLink
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ class PriorityList:
             route.index += 1
             member = self.members[route.index]
             now = self._now_ms()
-            if not member.bound:
+            if not _can_take(member):
                 route.last_error = f"{member.name} is {member.status.lower()}"
                 if member.kind != "list":  # an inner list notes its own members
                     self._note(origin, member, now, DOWN, route.last_error)
@@ -255,6 +256,11 @@ class PriorityList:
         route.last_error = f"{member.name} did not answer within {self.attempt_timeout_s:g} s"
         self._note(attempt, member, attempt.started_ms, TIMEOUT, route.last_error)
         self._next(route)
+
+
+def _can_take(member: Channel) -> bool:
+    # A receiver-only bind is bound but sends nothing: down, for a list.
+    return member.can_send if isinstance(member, SmppLink) else member.bound
 
 
 def _leaves(channel: Channel) -> list[Channel]:
