@@ -458,3 +458,24 @@ async def test_run_time_channel_added_later_gets_what_was_stored(
         return await status_of(gw, "project:1", result.message_id) == "rejected"
 
     await eventually(rejected)
+
+
+async def test_attempt_rows_ride_in_the_outcome_units(
+    make_sim: SimFactory, make_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    """A native send still costs two writer units (the insert, the outcome): its
+    attempts row commits with the outcome, not in a unit of its own."""
+    sim = await make_sim(receipts=False)
+    gw = await make_gateway(make_settings(tmp_path, [link_to(sim)]))
+    await gw.bound()
+    headers = await gw.user("units@example.com")
+    store = gw.runtime.store
+    assert store is not None
+    before = store.writer_units
+    for n in range(5):
+        r = await gw.send(headers, message=f"m{n}")
+        assert r.json()["status"] == "submitted"
+    assert store.writer_units - before == 10
+    assert db_rows(gw, "SELECT attempt, outcome, COUNT(*) FROM attempts GROUP BY 1, 2") == [
+        (1, "accepted", 5)
+    ]
