@@ -44,17 +44,16 @@ from .channels import (
     SendJob,
     SmppLink,
     SmppPool,
-    Validity,
     split_text,
     whole_text_part,
 )
 from .channels.encode import TooManyParts
 from .deadlines import FifoTimers
-from .due import DueQueue
 from .errors import InvalidRequest, MessageNotFound
 from .ids import uuid7
 from .metrics import METRICS
 from .routing import Router, UnknownEsme
+from .schedule import Schedule
 from .stats import PipelineObserver
 from .status import PartState, is_final, receipt_state, rollup
 from .validation import Address, check_text, parse_destination, parse_source
@@ -213,8 +212,8 @@ class MessageService:
         self._budgets = FifoTimers(settings.send_budget_s, self._budget_over)
         self._accept_waits = FifoTimers(settings.accept_wait_s, self._budget_over)
         # Scheduled sends (not_before) and validity ends, on one timer each.
-        self._due: DueQueue[tuple[int, SendJob]] = DueQueue(self._send_due, clock=clock)
-        self._expiry: DueQueue[SendJob] = DueQueue(self._expire, clock=clock)
+        # Scheduled sends (not_before) and validity ends.
+        self.schedule = Schedule(router, self.channel_store, on_expired=self._expired, clock=clock)
         self._background: set[asyncio.Task[None]] = set()
         self._early: dict[tuple[int, str], _EarlyReceipt] = {}
         self._early_sweep_at = _EARLY_SWEEP_MIN
@@ -238,14 +237,13 @@ class MessageService:
         for item in await self.channel_store.waiting_messages(self._now_ms()):
             job = self._job_from_rows(item)
             if job.parts:
-                self._watch_validity(job, item.message.validity_until)
-                self._due.add(item.message.not_before or 0, (item.message.route_id, job))
+                self.schedule.watch(job, item.message.validity_until)
+                self.schedule.send_at(item.message.not_before or 0, item.message.route_id, job)
         self._started = True
 
     def stop(self) -> None:
         """Drop the timers (scheduled work stays stored and is loaded at the next start)."""
-        self._due.close()
-        self._expiry.close()
+        self.schedule.close()
 
     async def _load_queued(
         self, queued: list[MessageWithParts], only: Channel | None = None
@@ -266,9 +264,9 @@ class MessageService:
                 continue
             until = item.message.validity_until
             if until is not None and until <= now:
-                self._expire_stored(job.message_id, now)
+                self.schedule.expire_stored(job.message_id, now)
                 continue
-            self._watch_validity(job, until)
+            self.schedule.watch(job, until)
             channel.enqueue(job)
         if queued:
             log.info("requeued stored messages", extra={"count": len(queued)})
@@ -564,9 +562,9 @@ class MessageService:
             max_parts=self.settings.max_parts,
             started_ms=now,
         )
-        self._watch_validity(job, a.validity_until)
+        self.schedule.watch(job, a.validity_until)
         if a.not_before is not None:
-            self._due.add(a.not_before, (a.channel_id, job))
+            self.schedule.send_at(a.not_before, a.channel_id, job)
             return result
         if at_once:
             channel.enqueue(job)
@@ -597,40 +595,8 @@ class MessageService:
         if waiting is not None and not waiting.stored.done():
             waiting.stored.set_result(False)
 
-    # -- scheduled sends and validity ----------------------------------------------
-
-    def _send_due(self, item: tuple[int, SendJob]) -> None:
-        channel_id, job = item
-        if job.validity is not None and job.validity.expired:
-            return
-        channel = self.router.get(channel_id)
-        if channel is None:
-            return  # stays stored: sent when the channel is added (or at next start)
-        job.started_ms = self._now_ms()
-        channel.enqueue(job)
-
-    def _watch_validity(self, job: SendJob, until: int | None) -> None:
-        if until is not None:
-            job.validity = Validity(until)
-            self._expiry.add(until, job)
-
-    def _expire(self, job: SendJob) -> None:
-        """Validity over: a message no channel handed on yet is not sent any more."""
-        validity = job.validity
-        if validity is None or validity.handed or validity.expired or job.outcomes:
-            return
-        validity.expired = True
-        job.abandoned = True
-        self._expire_stored(job.message_id, self._now_ms())
-
-    def _expire_stored(self, message_id: str, at: int) -> None:
-        done = self.channel_store.expire(message_id, at)
-        done.add_done_callback(lambda fut: self._expired(fut, message_id))
-
-    def _expired(self, fut: asyncio.Future[bool], message_id: str) -> None:
-        if fut.cancelled() or fut.exception() is not None or not fut.result():
-            return
-        METRICS.messages_expired.inc()
+    def _expired(self, message_id: str) -> None:
+        """Its validity ended unsent: a sender still waiting hears so."""
         waiting = self._waiting.pop(message_id, None)
         if waiting is not None and not waiting.stored.done():
             waiting.result.success = False
