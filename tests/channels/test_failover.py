@@ -155,7 +155,7 @@ async def test_no_answer_in_time_moves_on(
     await gw.bound(1)
     await gw.bound(2)
     await ready(gw)
-    a.configure(resp_delay_ms=60_000)  # takes the submit and sits on the answer
+    a.configure(resp_delay_ms=1_500)  # takes the submit and answers late
     result = await send(gw)
     assert result.success and result.status == "submitted"
     assert len(a.recent_messages()) == 1 and len(b.recent_messages()) == 1
@@ -165,6 +165,18 @@ async def test_no_answer_in_time_moves_on(
         (2, "accepted"),
     ]
     assert "did not answer" in (attempts[0][3] or "")
+
+    # Link 1's answer comes after the list moved on: counted as a possible duplicate,
+    # and the message stays with link 2's id.
+    async def late_counted() -> bool:
+        text = (await gw.http.get("/metrics")).text
+        return 'smsgateway_parts_resent_total{reason="failover"} 1.0' in text
+
+    await eventually(late_counted)
+    row = await service(gw).get_owned("oauth:c1", result.message_id)
+    assert row is not None and row.parts[0].link_id == 2
+    assert row.parts[0].smsc_id == b.recent_messages()[0]["message_id"]
+    assert len(await tries(gw, result.message_id)) == 2
 
 
 async def test_every_member_refusing_rejects_with_every_attempt(
