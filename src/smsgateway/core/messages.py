@@ -212,7 +212,6 @@ class MessageService:
         self._budgets = FifoTimers(settings.send_budget_s, self._budget_over)
         self._accept_waits = FifoTimers(settings.accept_wait_s, self._budget_over)
         # Scheduled sends (not_before) and validity ends, on one timer each.
-        # Scheduled sends (not_before) and validity ends.
         self.schedule = Schedule(router, self.channel_store, on_expired=self._expired, clock=clock)
         self._background: set[asyncio.Task[None]] = set()
         self._early: dict[tuple[int, str], _EarlyReceipt] = {}
