@@ -356,3 +356,37 @@ async def test_long_message_rest_stays_on_its_list_member_across_a_restart(
     assert [m["status"] for m in first.recent_messages()] == ["OK", "DROPPED", "OK", "OK"]
     assert other.recent_messages() == []
     assert [(cid, o) for cid, _, o, _ in await tries(gw2, result.message_id)] == [(1, "accepted")]
+
+
+def test_lists_and_sms_api_read_from_toml(tmp_path: Path) -> None:
+    from smsgateway.settings import load_settings
+
+    path = tmp_path / "gw.toml"
+    path.write_text(
+        """
+[[smpp.links]]
+id = 1
+[[smpp.links]]
+id = 2
+[[smpp.pools]]
+id = 100
+links = [2]
+[[smpp.lists]]
+id = 200
+name = "failover"
+members = [1, 100]
+attempt_timeout_s = 2.5
+[sms_api]
+gateways = [200, 2]
+attempt_timeout_s = 4.0
+""",
+        encoding="utf-8",
+    )
+    settings = load_settings(path, env={})
+    assert settings.smpp.lists == [
+        ListSettings(id=200, name="failover", members=[1, 100], attempt_timeout_s=2.5)
+    ]
+    assert settings.sms_api == SmsApiSettings(gateways=[200, 2], attempt_timeout_s=4.0)
+    path.write_text(path.read_text() + "\n[[smpp.lists]]\nid = 100\nmembers = [1]\n")
+    with pytest.raises(SettingsError, match="used by another"):
+        load_settings(path, env={})
