@@ -19,7 +19,7 @@ import msgspec
 
 from ..settings import MessageSettings
 from ..smpp import text as smpp_text
-from ..smpp.constants import ESM_CLASS_TYPE_MASK, ESM_CLASS_UDHI
+from ..smpp.constants import ESM_CLASS_TYPE_MASK
 from ..smpp.pdu import DataSm, DeliverSm, encode_tlv_value
 from ..smpp.receipt import id_variants, parse_receipt
 from ..store.errors import DuplicateError
@@ -36,6 +36,7 @@ from .channels import PartOutcome, PartSpec, SendJob, SmppLink, SmppPool
 from .deadlines import FifoTimers
 from .errors import InvalidRequest, MessageNotFound
 from .ids import uuid7
+from .inbound import InboundService
 from .metrics import METRICS
 from .routing import Router
 from .stats import PipelineObserver
@@ -158,6 +159,8 @@ class MessageService:
         self.counters = Counters()
         # Filters and dashboard counts plug in here (core/ops.py); the default is inert.
         self.observer = PipelineObserver()
+        # Inbound SMS (MO) go through the one inbound service; the runtime adds its hooks.
+        self.inbound = InboundService(store, clock=clock)
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -585,18 +588,10 @@ class MessageService:
                 del early[key]
 
     async def _store_inbound(self, link: SmppLink, pdu: DeliverSm | DataSm) -> int:
-        short = pdu.short_message if isinstance(pdu, DeliverSm) else pdu.tlvs.get(0x0424, b"")
-        raw = short if isinstance(short, bytes) else b""
-        inbound = smpp_text.decode_short_message(
-            raw,
-            pdu.data_coding,
-            udhi=bool(pdu.esm_class & ESM_CLASS_UDHI),
-            default_coding=link.cfg.default_encoding,
-        )
+        # Decoding, joining concatenated parts and the hooks (OTP extraction, webhook
+        # outbox) live in core/inbound.py; answered once the part is committed.
         self.counters.inbound += 1
-        await self.store.insert_inbound(
-            uuid7(), link.id, pdu.source_addr, pdu.destination_addr, inbound.text, self._now_ms()
-        )
+        await self.inbound.receive_smpp(link.id, link.cfg.default_encoding, pdu)
         return 0
 
     # -- info / check ----------------------------------------------------------------
