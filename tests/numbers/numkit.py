@@ -133,9 +133,8 @@ class Receiver:
                     break
                 status = self.status
                 self.received.append(Delivery(headers, body, status))
-                writer.write(
-                    f"HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".encode()
-                )
+                head_out = f"HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n"
+                writer.write(head_out.encode() + b"\r\nok")
                 await writer.drain()
                 break
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001, E501 - the corpus is real-world text, one message a line
 """Real-world-shaped SMS for OTP extraction: (sender, text, expected code, provider).
 
 Shapes follow what the named services send (wording, digits, prefixes); the codes

@@ -44,7 +44,7 @@ async def _number(http: httpx.AsyncClient, key: str, **params: Any) -> httpx.Res
 async def test_import_then_get_number_assigns_and_updates_summaries(gw: Gateway) -> None:
     user = await create_user(gw.http, "a@example.com")
     assert user["api_key"].startswith("nk_") and user["webhook_secret"].startswith("whsec_")
-    result = await import_numbers(gw.http, de_numbers(3) + ["+49 151 00000000"])
+    result = await import_numbers(gw.http, [*de_numbers(3), "+49 151 00000000"])
     assert result == {"added": 3, "existing": []}  # the fourth is the first, spelt otherwise
     again = await import_numbers(gw.http, de_numbers(1))
     assert again == {"added": 0, "existing": [de_numbers(1)[0]]}
