@@ -223,6 +223,12 @@ async def test_multipart_mo_is_reassembled_and_decoded(
         resp = await sim.push_mo("Uber", dest, short_message=chunk, data_coding=0, tlvs=tlvs)
         assert resp.command_status == 0
     await eventually(lambda: len(receiver.delivered()) == 2)
+    # The SMSC sends a part again (its resp was lost): a late duplicate, dropped.
+    udh = bytes([5, 0, 3, 0x42, 2, 1])
+    resp = await sim.push_mo(
+        "Telegram", dest, short_message=udh + chunks[0], data_coding=8, esm_class=0x40
+    )
+    assert resp.command_status == 0
     by_code = {d.json["data"]["otp_code"]: d.json["data"] for d in receiver.delivered()}
     assert by_code["71502"]["sms_text"] == text and by_code["71502"]["provider"] == "Telegram"
     assert by_code["4821"]["sms_text"] == gsm_text

@@ -33,6 +33,8 @@ from .metrics import METRICS, FastCounter
 log = logging.getLogger(__name__)
 
 _MESSAGE_PAYLOAD = 0x0424
+DUPLICATE_WINDOW_S = 120.0
+_DEVICE_BASE = 1_000_000  # channel ids of linked phones start here (COORD.md)
 
 INBOUND_MESSAGES = FastCounter(
     "smsgateway_inbound_messages",
@@ -45,7 +47,7 @@ INBOUND_PARTS = FastCounter(
 METRICS.registry.register(INBOUND_MESSAGES)
 METRICS.registry.register(INBOUND_PARTS)
 _SMPP = INBOUND_MESSAGES.labels("smpp")
-_OTHER = INBOUND_MESSAGES.labels("other")
+_DEVICE = INBOUND_MESSAGES.labels("device")
 
 
 class InboundHook(Protocol):
@@ -73,6 +75,11 @@ class InboundService:
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
+
+    def _duplicate_window_ms(self) -> int:
+        # An SMSC sends a part again within seconds or minutes when our resp was lost;
+        # a longer window would risk dropping a new message that reuses the reference.
+        return int(min(self.part_timeout_s, DUPLICATE_WINDOW_S) * 1000)
 
     def _store_row(self, conn: sqlite3.Connection, row: InboundRow) -> list[Callable[[], None]]:
         units.insert_inbound(conn, row)
@@ -103,7 +110,7 @@ class InboundService:
         """Store one whole inbound SMS and run the hooks in its unit; its id, committed."""
         row = InboundRow(uuid7(), channel_id, source, destination, text, received_at_ms)
         callbacks = await self.store.write(lambda conn: self._store_row(conn, row))
-        (_SMPP if channel_id < 1_000_000 else _OTHER).inc()
+        (_SMPP if channel_id < _DEVICE_BASE else _DEVICE).inc()
         self._after(callbacks)
         return row.id
 
@@ -141,6 +148,7 @@ class InboundService:
                 seq=concat.seq,
                 text=text,
                 received_at=received_at_ms,
+                done_since=received_at_ms - self._duplicate_window_ms(),
             )
             if joined is None:
                 return None, []
@@ -149,7 +157,7 @@ class InboundService:
 
         stored, callbacks = await self.store.write(unit)
         if stored is not None:
-            (_SMPP if channel_id < 1_000_000 else _OTHER).inc()
+            (_SMPP if channel_id < _DEVICE_BASE else _DEVICE).inc()
             self._after(callbacks)
         return stored
 
@@ -182,6 +190,8 @@ class InboundService:
         """Store what arrived of sets that waited too long for their missing parts
         (showing a gap beats losing the text); how many were stored."""
         before = self._now_ms() - int(self.part_timeout_s * 1000)
+        forget = self._now_ms() - self._duplicate_window_ms()
+        await self.store.write(lambda conn: units.forget_done(conn, forget))
         stale = await self.store.read(lambda conn: units.stale_sets(conn, before))
         stored = 0
         for key in stale:

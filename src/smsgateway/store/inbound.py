@@ -30,22 +30,33 @@ def add_part(
     seq: int,
     text: str,
     received_at: int,
+    done_since: int,
 ) -> tuple[str, int] | None:
     """Keep one part; once every part of its set is in, remove the set and return
-    (its text in order, when its first part arrived). Duplicates keep the first copy."""
+    (its text in order, when its first part arrived). Duplicates keep the first copy;
+    a part of a set joined after `done_since` is a late duplicate and is dropped."""
     key = (channel_id, source, destination, reference, total)
+    where = "channel_id = ? AND source = ? AND destination = ? AND reference = ? AND total = ?"
+    if conn.execute(
+        f"SELECT 1 FROM inbound_sets_done WHERE {where} AND done_at >= ?", (*key, done_since)
+    ).fetchone():
+        return None
     conn.execute(
         "INSERT OR IGNORE INTO inbound_parts (channel_id, source, destination, reference,"
         " total, seq, text, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (*key, seq, text, received_at),
     )
-    where = "channel_id = ? AND source = ? AND destination = ? AND reference = ? AND total = ?"
     rows = conn.execute(
         f"SELECT seq, text, received_at FROM inbound_parts WHERE {where} ORDER BY seq", key
     ).fetchall()
     if len(rows) < total:
         return None
     conn.execute(f"DELETE FROM inbound_parts WHERE {where}", key)
+    conn.execute(
+        "INSERT OR REPLACE INTO inbound_sets_done (channel_id, source, destination, reference,"
+        " total, done_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (*key, received_at),
+    )
     return "".join(r[1] for r in rows), min(r[2] for r in rows)
 
 
@@ -72,3 +83,7 @@ def take_set(
         return None
     conn.execute(f"DELETE FROM inbound_parts WHERE {where}", key)
     return "".join(r[0] for r in rows), min(r[1] for r in rows)
+
+
+def forget_done(conn: sqlite3.Connection, before: int) -> int:
+    return conn.execute("DELETE FROM inbound_sets_done WHERE done_at < ?", (before,)).rowcount

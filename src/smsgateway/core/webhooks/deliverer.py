@@ -92,7 +92,8 @@ class WebhookDeliverer:
 
     async def start(self) -> None:
         self.backlog = await self.store.backlog()
-        METRICS.registry.register(self._gauge)
+        with contextlib.suppress(ValueError):  # another runtime in this process has one
+            METRICS.registry.register(self._gauge)
         self._runner = asyncio.create_task(self._run(), name="webhook-deliverer")
 
     async def stop(self) -> None:

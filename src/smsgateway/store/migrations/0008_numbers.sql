@@ -133,3 +133,17 @@ CREATE TABLE inbound_parts (
 );
 
 CREATE INDEX ix_inbound_parts_received ON inbound_parts(received_at);
+
+-- Sets completed recently: a part the SMSC sends again after its set was joined (its
+-- resp was lost) is recognised here and dropped instead of starting a new set.
+CREATE TABLE inbound_sets_done (
+    channel_id INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    reference INTEGER NOT NULL,
+    total INTEGER NOT NULL,
+    done_at INTEGER NOT NULL,
+    PRIMARY KEY (channel_id, source, destination, reference, total)
+);
+
+CREATE INDEX ix_inbound_sets_done_at ON inbound_sets_done(done_at);
