@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -278,3 +279,35 @@ async def test_channel_of_a_number_is_enforced(
     assert [d.json["data"]["otp_code"] for d in receiver.delivered()] == ["888888"]
     with sqlite3.connect(gw.runtime.settings.storage.path) as conn:
         assert conn.execute("SELECT COUNT(*) FROM inbound").fetchone()[0] == 2  # both stored
+
+
+async def test_inbound_service_contract_for_linked_phones(
+    tmp_path: Path, make_sim: Any, make_gateway: Any, receiver: Receiver
+) -> None:
+    """What the device channel calls (COORD.md): receive() answers the inbound id once
+    the SMS and what the hooks wrote are committed together."""
+    _sim, gw, user, _ = await _setup(tmp_path, make_sim, make_gateway, receiver)
+    await import_numbers(gw.http, ["+4915166666666"], channel="project:5")
+    mine = (await gw.http.get(f"/api/my-numbers/{user['api_key']}")).json()["data"]["numbers"]
+    await gw.http.post(
+        f"/api/release-number/{user['api_key']}", json={"phone_number": mine[0]["phone_number"]}
+    )
+    r = await gw.http.get(f"/api/get-number/{user['api_key']}", params={"country_id": DE})
+    assert r.json()["data"]["phone_number"] == "+4915166666666"
+    assert gw.runtime.messages is not None
+    inbound_id = await gw.runtime.messages.inbound.receive(
+        channel_id=1_000_007,  # a linked phone's channel
+        source="+15550001111",
+        destination="+4915166666666",
+        text="Your Viber code: 3818",
+        received_at_ms=int(time.time() * 1000),
+    )
+    with sqlite3.connect(gw.runtime.settings.storage.path) as conn:
+        row = conn.execute(
+            "SELECT s.otp_code, o.state FROM number_sms s JOIN webhook_outbox o"
+            " ON o.event_id = s.event_id WHERE s.id = ?",
+            (inbound_id,),
+        ).fetchone()
+    assert row is not None and row[0] == "3818"
+    await eventually(lambda: receiver.delivered())
+    assert receiver.delivered()[0].json["data"]["provider"] == "Viber"  # from the text

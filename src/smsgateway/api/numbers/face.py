@@ -16,7 +16,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ...core.errors import GatewayError, Internal, NumbersMissingCredentials, from_exception
+from ...core.errors import (
+    GatewayError,
+    Internal,
+    NumbersMissingCredentials,
+    ServiceFetchFailed,
+    UnableToGetNumber,
+    from_exception,
+)
+from ...core.numbers.formats import check_format
 from ...core.numbers.service import NumbersService
 from ...store.numbers import NumberUserRow
 from ..http import decode_json, encode_json
@@ -182,10 +190,7 @@ class NumbersFace:
     async def my_numbers(self, request: Request) -> Response:
         user = await self._user(request)
         rows = await self.numbers.my_numbers(user)
-        fmt = request.query_params.get("number_format") or user.number_format
-        from ...core.numbers.formats import check_format
-
-        check_format(fmt)
+        fmt = check_format(request.query_params.get("number_format") or user.number_format)
         return _ok(
             MyNumbersData(
                 [
@@ -216,8 +221,6 @@ class NumbersFace:
         )
 
     def routes(self) -> list[BaseRoute]:
-        from ...core.errors import ServiceFetchFailed, UnableToGetNumber
-
         e = self.endpoint
         table: list[tuple[str, str, str, Handler, type[Internal]]] = [
             ("GET", "/api/init", "numbers_init", self.init, ServiceFetchFailed),
