@@ -254,6 +254,17 @@ async def test_could_not_fetch_service_data_and_service_fetch_failed(gw: Gateway
     _err(await gw.http.get("/api/init/nk_wrong"), 401, "Invalid api_key")
 
 
+async def test_unknown_paths_and_methods_keep_the_002_shape(gw: Gateway) -> None:
+    _err(await gw.http.get("/api/init/key/extra"), 404, "not found")
+    _err(await gw.http.delete("/api/get-number/key"), 405, "method not allowed")
+    _err(await gw.http.post("/api/init"), 405, "method not allowed")
+    r = await gw.http.get("/api/v1/nothing-here")  # other faces keep theirs
+    assert r.status_code == 404 and r.json() == {"error": "not found"}
+    key = (await create_user(gw.http, "big@example.com"))["api_key"]
+    r = await gw.http.post(f"/api/release-number/{key}", content=b"x" * 100_000)
+    assert r.status_code == 413 and r.json()["status"] == "error"
+
+
 async def test_init_errors(gw: Gateway) -> None:
     _err(await gw.http.get("/api/init/nk_wrong"), 401, "Invalid api_key")
     _err(await gw.http.get("/api/init"), 401, "Missing or invalid credentials")

@@ -7,14 +7,17 @@ the path. Bodies: `{"status": "success", "data": ...}` and
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from starlette.datastructures import URLPath
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, NoMatchFound, Route
+from starlette.types import Receive, Scope, Send
 
 from ...core.errors import (
     GatewayError,
@@ -123,6 +126,30 @@ def _error(status: int, message: str) -> Response:
     return Response(
         encode_json({"status": "error", "message": message}), status, media_type="application/json"
     )
+
+
+_FACE_PATH = re.compile(r"^/api/(?:init|get-number|release-number|my-numbers|otps)(?:/|$)")
+_KNOWN_PATH = re.compile(r"^/api/(?:init|get-number|release-number|my-numbers|otps)(?:/[^/]*)?$")
+
+
+class FaceFallback(BaseRoute):
+    """Unknown paths and wrong methods under the 002 paths answer in 002's body shape
+    (placed after the face's routes: a path-only match of theirs comes here)."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http" and _FACE_PATH.match(scope["path"]):
+            return Match.FULL, {}
+        return Match.NONE, {}
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        raise NoMatchFound(name, path_params)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if _KNOWN_PATH.match(scope["path"]):
+            response = _error(405, "method not allowed")
+        else:
+            response = _error(404, "not found")
+        await response(scope, receive, send)
 
 
 class NumbersFace:
@@ -236,4 +263,5 @@ class NumbersFace:
             )
             for bare in (path, f"{path}/"):
                 routes.append(Route(bare, e(name, self.no_key, fallback), methods=[method]))
+        routes.append(FaceFallback())
         return routes
