@@ -26,6 +26,7 @@ from numkit import (
 from gwkit import Gateway, admin, dead_link, eventually, link_to, make_settings
 from smsgateway.settings_numbers import NumbersSettings
 from smsgateway.smpp.gsm import encode_gsm
+from smsgateway.smpp.pdu import DataSm, DataSmResp
 from smsgateway.smscsim.simulator import SmscSimulator
 
 
@@ -311,3 +312,35 @@ async def test_inbound_service_contract_for_linked_phones(
     assert row is not None and row[0] == "3818"
     await eventually(lambda: receiver.delivered())
     assert receiver.delivered()[0].json["data"]["provider"] == "Viber"  # from the text
+
+
+async def test_data_sm_mo_with_payload_and_sar_parts(
+    tmp_path: Path, make_sim: Any, make_gateway: Any, receiver: Receiver
+) -> None:
+    """data_sm carries its text in message_payload; SAR TLVs join the parts."""
+    sim, _, _, phone = await _setup(tmp_path, make_sim, make_gateway, receiver)
+    text = "كود التحقق الخاص بك: 482019. لا تشاركه مع أي شخص. " * 2
+    raw = text.encode("utf-16-be")
+    half = (len(raw) // 4) * 2
+    [session] = sim.server.bound_sessions(None, receivers=True)
+    for seq, chunk in ((1, raw[:half]), (2, raw[half:])):
+        pdu = DataSm(
+            source_addr="STC",
+            source_addr_ton=5,
+            destination_addr=phone.lstrip("+"),
+            dest_addr_ton=1,
+            dest_addr_npi=1,
+            data_coding=8,
+            tlvs={
+                0x0424: chunk,
+                0x020C: (300).to_bytes(2, "big"),
+                0x020E: bytes([2]),
+                0x020F: bytes([seq]),
+            },
+        )
+        resp = await session.deliver_nowait(pdu)
+        assert isinstance(resp, DataSmResp) and resp.command_status == 0
+    await eventually(lambda: receiver.delivered())
+    data = receiver.delivered()[0].json["data"]
+    assert data["sms_text"] == text and data["otp_code"] == "482019"
+    assert data["provider"] == "STC"
