@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime
 import socket
 import sqlite3
+import ssl
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from numkit import DE, Receiver, create_user, de_numbers, import_numbers, numbers_settings
 
 from gwkit import Gateway, admin, eventually
 from smsgateway.core.errors import InvalidWebhookUrl
+from smsgateway.core.secrets import Secrets
 from smsgateway.core.webhooks import UrlPolicy, check_webhook_url, sign, signature_header, verify
+from smsgateway.core.webhooks.deliverer import WebhookDeliverer
 from smsgateway.core.webhooks.urls import WebhookUrlRefused, resolve_target
+from smsgateway.settings_numbers import NumbersSettings
 from smsgateway.smscsim.simulator import SmscSimulator
+from smsgateway.store.numbers import NumbersStore, OutboxItem
+from smsgateway.store.sqlite import SqliteStore
 
 STRICT = UrlPolicy()
 OPEN = UrlPolicy(allow_http=True, allow_private=True)
@@ -118,3 +130,82 @@ def _first_event(gw: Gateway) -> str | None:
 async def _attempted(gw: Gateway, event_id: str) -> bool:
     r = await gw.http.get(f"/api/v1/admin/webhooks/{event_id}", headers=admin())
     return bool(r.json()["data"]["attempt_log"])
+
+
+def _self_signed(tmp_path: Path) -> ssl.SSLContext:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert_file, key_file)
+    return ctx
+
+
+async def test_https_delivery_connects_to_the_checked_address_with_the_url_name(
+    tmp_path: Path,
+) -> None:
+    """https to a name: the TCP connection goes to the address that was checked, the
+    TLS server name (SNI) and the certificate check use the URL's name. Our receiver's
+    certificate is self-signed, so the attempt must fail verification (not be sent
+    unverified), after the handshake carried the right name."""
+    server_names: list[str | None] = []
+    ctx = _self_signed(tmp_path)
+    ctx.sni_callback = lambda sock, name, _ctx: server_names.append(name)  # type: ignore[assignment,misc]
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=ctx)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        db = tmp_path / "x.db"
+        store = await SqliteStore.open(str(db))
+        try:
+            numbers = NumbersStore(store)
+            secrets = Secrets(b"k" * 32)
+            user_id = await numbers.create_user(
+                email="t@example.com",
+                name="",
+                manager_id=None,
+                webhook_url=f"https://localhost:{port}/hook",
+                number_format="full",
+                key_hash="h",
+                secret_enc=secrets.encrypt_secret("whsec_t"),
+                now=0,
+            )
+            assert user_id is not None
+            settings = NumbersSettings(allow_private_webhooks=True, webhook_timeout_s=5)
+            deliverer = WebhookDeliverer(numbers, secrets, settings)
+            item = OutboxItem(
+                "e1", user_id, b"{}", 0, 0, f"https://localhost:{port}/hook",
+                secrets.encrypt_secret("whsec_t"),
+            )  # fmt: skip
+            outcome, status, error = await deliverer._post(item)
+            await deliverer.stop()
+        finally:
+            await store.close()
+    finally:
+        server.close()
+    assert server_names == ["localhost"]
+    assert outcome == "connect_error" and status is None
+    assert "CERTIFICATE_VERIFY_FAILED" in error or "certificate" in error.lower()
