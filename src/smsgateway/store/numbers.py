@@ -387,23 +387,23 @@ class NumbersStore:
         """
 
         def unit(conn: sqlite3.Connection) -> str | None:
+            # Expiry first: lapsed assignments to quarantine, ended quarantines to free;
+            # then "free" is one state, which the index serves.
             _expire(conn, now, quarantine_ms)
-            free = "(state = 'free' OR (state = 'quarantined' AND quarantined_until <= ?))"
             op = operator_id
             if op is None:
                 row = conn.execute(
-                    f"SELECT operator_id FROM numbers WHERE country_id = ? AND {free}"
+                    "SELECT operator_id FROM numbers WHERE country_id = ? AND state = ?"
                     " GROUP BY operator_id ORDER BY COUNT(*) DESC, operator_id LIMIT 1",
-                    (country_id, now),
+                    (country_id, FREE),
                 ).fetchone()
                 if row is None:
                     return None
                 op = row[0]
             row = conn.execute(
-                f"SELECT phone_number FROM numbers WHERE country_id = ? AND {free}"
-                " AND operator_id IS ?"
-                " ORDER BY COALESCE(last_assigned_at, 0), phone_number LIMIT 1",
-                (country_id, now, op),
+                "SELECT phone_number FROM numbers WHERE country_id = ? AND state = ?"
+                " AND operator_id IS ? ORDER BY last_assigned_at, phone_number LIMIT 1",
+                (country_id, FREE, op),
             ).fetchone()
             if row is None:
                 return None

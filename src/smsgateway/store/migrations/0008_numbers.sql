@@ -53,9 +53,11 @@ CREATE TABLE numbers (
     created_at INTEGER NOT NULL
 );
 
-CREATE INDEX ix_numbers_pick ON numbers(country_id, state, operator_id);
+-- get-number reads free numbers of a country by operator, least recently used first.
+CREATE INDEX ix_numbers_pick ON numbers(country_id, state, operator_id, last_assigned_at);
 CREATE INDEX ix_numbers_user ON numbers(user_id, state);
 CREATE INDEX ix_numbers_until ON numbers(state, assigned_until);
+CREATE INDEX ix_numbers_quarantine ON numbers(state, quarantined_until);
 
 -- The system's summary: one row.
 CREATE TABLE numbers_summary (
