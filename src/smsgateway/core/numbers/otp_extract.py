@@ -35,7 +35,7 @@ _KEYWORDS = (
     "رمز", "كود", "الرمز", "كلمة المرور", "کد", "קוד",
     # Chinese, Japanese, Korean, Vietnamese, Indonesian, Thai, Hindi
     "验证码", "驗證碼", "校验码", "动态码", "認証コード", "確認コード", "コード",
-    "인증번호", "인증", "mã", "ma xac thuc", "kode verifikasi", "รหัส", "कोड", "ओटीपी",
+    "인증번호", "인증", "mã", "ma xac thuc", "ma xac minh", "xác minh", "xác thực", "kode verifikasi", "รหัส", "कोड", "ओटीपी",
 )  # fmt: skip
 
 _KEYWORD_RE = re.compile(
@@ -72,6 +72,9 @@ _NOT_CODE_BEFORE = re.compile(
 _YEAR = re.compile(r"^(?:19|20)\d{2}$")
 
 _WINDOW = 48  # characters between a keyword and its code, at most
+# ...or this many when it is the only candidate in the message ("Your OTP for the
+# transaction of INR 5,000.00 at SHOP on card XX1234 is 839201").
+_LONE_WINDOW = 120
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +199,9 @@ def extract_code(text: str, sender: str = "") -> str | None:
             if m is not None:
                 return re.sub(r"\D", "", m.group(1))
     keywords = [(m.start(), m.end()) for m in _KEYWORD_RE.finditer(text)]
-    best: tuple[int, int, str] | None = None  # (distance, -length, code)
+    if not keywords:
+        return None
+    ranked: list[tuple[int, int, str]] = []  # (distance, -length, code)
     for m in _CANDIDATE.finditer(text):
         raw = m.group("code")
         digits = re.sub(r"\D", "", raw)
@@ -206,16 +211,14 @@ def extract_code(text: str, sender: str = "") -> str | None:
         if _YEAR.match(digits) and m.group("prefix") is None and len(keywords) != 1:
             # A bare year is a code only when it is the one thing a keyword points at.
             continue
-        distance = min(
-            (max(0, start - k_end, k_start - end) for k_start, k_end in keywords),
-            default=_WINDOW + 1,
-        )
-        if distance > _WINDOW:
-            continue
-        rank = (distance, -len(digits), digits)
-        if best is None or rank < best:
-            best = rank
-    return None if best is None else best[2]
+        distance = min(max(0, start - k_end, k_start - end) for k_start, k_end in keywords)
+        ranked.append((distance, -len(digits), digits))
+    if not ranked:
+        return None
+    best = min(ranked)
+    if best[0] <= _WINDOW or (len(ranked) == 1 and best[0] <= _LONE_WINDOW):
+        return best[2]
+    return None
 
 
 def extract(text: str, sender: str) -> Extracted:
