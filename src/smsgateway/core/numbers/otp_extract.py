@@ -35,7 +35,8 @@ _KEYWORDS = (
     "رمز", "كود", "الرمز", "كلمة المرور", "کد", "קוד",
     # Chinese, Japanese, Korean, Vietnamese, Indonesian, Thai, Hindi
     "验证码", "驗證碼", "校验码", "动态码", "認証コード", "確認コード", "コード",
-    "인증번호", "인증", "mã", "ma xac thuc", "ma xac minh", "xác minh", "xác thực", "kode verifikasi", "รหัส", "कोड", "ओटीपी",
+    "인증번호", "인증", "mã", "ma xac thuc", "ma xac minh", "xác minh", "xác thực",
+    "kode verifikasi", "รหัส", "कोड", "ओटीपी",
 )  # fmt: skip
 
 _KEYWORD_RE = re.compile(
