@@ -18,6 +18,8 @@ class NumbersSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # returns to the free pool.
     assignment_ttl_s: float = 20 * 60.0
     quarantine_s: float = 10 * 60.0
+    # Failed api_key checks per client address and minute on the 002 paths (0 = off).
+    failed_auth_per_minute: int = 30
     # Webhook URLs: https only and public addresses only, unless these say otherwise.
     allow_http_webhooks: bool = False
     allow_private_webhooks: bool = False
@@ -49,5 +51,7 @@ def validate_numbers(s: NumbersSettings) -> None:
     for key in ("quarantine_s", "webhook_retry_s"):
         if getattr(s, key) < 0:
             raise ValueError(f"numbers.{key} must not be negative")
+    if s.failed_auth_per_minute < 0:
+        raise ValueError("numbers.failed_auth_per_minute must not be negative")
     if s.webhook_concurrency < 1:
         raise ValueError("numbers.webhook_concurrency must be at least 1")

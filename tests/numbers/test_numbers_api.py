@@ -360,3 +360,17 @@ async def test_private_webhook_allowed_by_setting(tmp_path: Path, make_gateway: 
     user = await create_user(gw.http, "p@example.com", webhook_url="http://127.0.0.1:9/hook")
     got = await gw.http.get(f"/api/v1/admin/number-users/{user['user_id']}", headers=admin())
     assert got.json()["data"]["webhook_url"] == "http://127.0.0.1:9/hook"
+
+
+async def test_failed_key_attempts_are_limited_per_address(
+    tmp_path: Path, make_gateway: Any
+) -> None:
+    gw: Gateway = await make_gateway(numbers_settings(tmp_path, failed_auth_per_minute=3))
+    user = await create_user(gw.http, "g@example.com")
+    for _ in range(10):  # good keys spend nothing
+        assert (await gw.http.get(f"/api/init/{user['api_key']}")).status_code == 200
+    for n in range(3):
+        _err(await gw.http.get(f"/api/init/nk_guess{n}"), 401, "Invalid api_key")
+    limited = "too many invalid api_key attempts, try again later"
+    _err(await gw.http.get("/api/init/nk_guess4"), 429, limited)
+    _err(await gw.http.get(f"/api/init/{user['api_key']}"), 429, limited)

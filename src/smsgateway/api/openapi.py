@@ -137,7 +137,7 @@ for _prefix in ("/api/v1/auth", "/api/v1/user"):
     OPERATIONS[("POST", f"{_prefix}/delete")] = _DELETE
 
 # Virtual numbers (002): its own error body; the api_key rides in the path.
-_N002 = (400, 401, 403, 404, 500)
+_N002 = (400, 401, 403, 404, 429, 500)
 OPERATIONS.update(
     {
         ("GET", "/api/init/{api_key}"): Op(
@@ -187,10 +187,10 @@ OPERATIONS.update(
 )
 for _path in ("/api/init", "/api/get-number", "/api/my-numbers", "/api/otps"):
     for _p in (_path, _path + "/"):
-        OPERATIONS[("GET", _p)] = Op("No api_key: 401", errors=(401,), error_body=NumbersError)
+        OPERATIONS[("GET", _p)] = Op("No api_key: 401", errors=(401, 429), error_body=NumbersError)
 for _p in ("/api/release-number", "/api/release-number/"):
     OPERATIONS[("POST", _p)] = Op(
-        "No api_key: 401", body=ReleaseBody, errors=(401,), error_body=NumbersError
+        "No api_key: 401", body=ReleaseBody, errors=(401, 429), error_body=NumbersError
     )
 
 _PARAM = re.compile(r"{(\w+)(?::\w+)?}")

@@ -28,9 +28,10 @@ from ...core.errors import (
     from_exception,
 )
 from ...core.numbers.formats import check_format
+from ...core.numbers.guard import KeyGuard
 from ...core.numbers.service import NumbersService
 from ...store.numbers import NumberUserRow
-from ..http import decode_json, encode_json
+from ..http import client_ip, decode_json, encode_json
 
 if TYPE_CHECKING:
     from ..rest import NativeApi
@@ -157,6 +158,7 @@ class NumbersFace:
         self.api = api
         self.numbers = numbers
         self._countries: list[CountryOut] | None = None
+        self._guard = KeyGuard(numbers.settings.failed_auth_per_minute)
 
     def endpoint(self, route: str, handler: Handler, fallback: type[Internal]) -> Handler:
         """002's error body for every failure; an unexpected one is `fallback` (500)."""
@@ -182,8 +184,11 @@ class NumbersFace:
         return wrapped
 
     async def _user(self, request: Request) -> NumberUserRow:
-        return await self.numbers.authenticate(
-            str(request.path_params.get("api_key", "")), request.query_params.get("user_id")
+        key = str(request.path_params.get("api_key", ""))
+        user_id = request.query_params.get("user_id")
+        return await self._guard.guard(
+            client_ip(request, self.api.trusted),
+            lambda: self.numbers.authenticate(key, user_id),
         )
 
     async def no_key(self, request: Request) -> Response:
