@@ -280,9 +280,9 @@ async def test_admin_needs_the_key_and_validates(gw: Gateway) -> None:
     assert r.status_code == 401 and "error" in r.json()
     await create_user(gw.http, "dup@example.com")
     r = await gw.http.post(
-        "/api/v1/admin/number-users", json={"email": "dup@example.com"}, headers=admin()
+        "/api/v1/admin/number-users", json={"email": " DUP@example.com"}, headers=admin()
     )
-    assert r.status_code == 400
+    assert r.status_code == 400 and "exists" in r.json()["error"]
     r = await gw.http.post(
         "/api/v1/admin/number-users", json={"email": "m@example.com", "manager_id": 777},
         headers=admin(),

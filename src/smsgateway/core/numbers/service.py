@@ -166,7 +166,7 @@ class NumbersService:
         webhook_url: str = "",
         number_format: str = "full",
     ) -> CreatedUser:
-        email = email.strip()
+        email = email.strip().lower()  # as core.auth keeps them: one spelling per address
         if not email or "@" not in email or len(email) > 254:
             raise InvalidRequest("email must be an email address")
         if len(name) > 200:
