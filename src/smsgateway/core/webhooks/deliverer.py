@@ -119,11 +119,13 @@ class WebhookDeliverer:
     async def _run(self) -> None:
         while True:
             idle = _MAX_IDLE_S
+            # Cleared before the scan: a wake-up during it (a commit after the query)
+            # makes the next wait return at once instead of being lost.
+            self._wake.clear()
             try:
                 idle = await self._dispatch_due()
             except Exception:
                 log.exception("webhook scan failed")
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=idle)
 
