@@ -133,5 +133,15 @@ async def test_killed_between_storing_and_delivering_delivers_after_restart(
         assert payload["event_id"] == event_id
         assert payload["data"]["otp_code"] == "246810"
         assert payload["data"]["phone_number"] == phone
+        # Every attempt is logged: one structured line each, with its outcome.
+        attempts = [
+            event
+            for line in gw.log_text(whole=True).splitlines()
+            if line.startswith("{")
+            and (event := json.loads(line)).get("event") == "webhook attempt"
+        ]
+        assert attempts[-1]["outcome"] == "delivered" and attempts[-1]["event_id"] == event_id
+        log_text = gw.log_text(whole=True)
+        assert user["webhook_secret"] not in log_text and user["api_key"] not in log_text
     finally:
         await receiver.stop()
