@@ -58,6 +58,22 @@ async def test_import_then_get_number_assigns_and_updates_summaries(gw: Gateway)
     assert [n["phone_number"] for n in mine] == [phone]
     assert mine[0]["country_id"] == DE and mine[0]["expires_at"] > mine[0]["assigned_at"]
 
+    listed = await gw.http.get(
+        "/api/v1/admin/numbers", params={"state": "assigned"}, headers=admin()
+    )
+    assert [(n["phone_number"], n["user_id"]) for n in listed.json()["data"]] == [
+        (phone, user["user_id"])
+    ]
+    page = await gw.http.get("/api/v1/admin/numbers", params={"limit": 2}, headers=admin())
+    assert len(page.json()["data"]) == 2
+    rest = await gw.http.get(
+        "/api/v1/admin/numbers",
+        params={"after": page.json()["data"][-1]["phone_number"]},
+        headers=admin(),
+    )
+    assert len(rest.json()["data"]) == 1
+    bad = await gw.http.get("/api/v1/admin/numbers", params={"state": "x"}, headers=admin())
+    assert bad.status_code == 400
     users = (await gw.http.get("/api/v1/admin/number-users", headers=admin())).json()["data"]
     assert users[0]["numbers_taken"] == 1 and "api_key" not in users[0]
     summary = (await gw.http.get("/api/v1/admin/numbers/summary", headers=admin())).json()

@@ -459,6 +459,25 @@ class NumbersStore:
 
         return await self.store.read(q)
 
+    async def list_numbers(
+        self, state: str | None, country_id: int | None, after: str, limit: int
+    ) -> list[NumberRow]:
+        """Numbers in phone-number order after `after` (paging), optionally filtered."""
+
+        def q(conn: sqlite3.Connection) -> list[NumberRow]:
+            sql = f"SELECT {_NUMBER_COLUMNS} FROM numbers WHERE phone_number > ?"
+            params: list[Any] = [after]
+            if state is not None:
+                sql += " AND state = ?"
+                params.append(state)
+            if country_id is not None:
+                sql += " AND country_id = ?"
+                params.append(country_id)
+            rows = conn.execute(sql + " ORDER BY phone_number LIMIT ?", (*params, limit))
+            return [NumberRow(*r) for r in rows.fetchall()]
+
+        return await self.store.read(q)
+
     async def get_number(self, phone_number: str) -> NumberRow | None:
         def q(conn: sqlite3.Connection) -> NumberRow | None:
             row = conn.execute(

@@ -177,6 +177,29 @@ class NumbersAdmin:
         )
         return _ok({"added": result.added, "existing": result.existing}, 201)
 
+    async def list_numbers(self, request: Request) -> Response:
+        q = request.query_params
+        rows = await self.numbers.list_numbers(
+            q.get("state"), q.get("country_id"), q.get("after", ""), q.get("limit")
+        )
+        return _ok(
+            [
+                {
+                    "phone_number": r.phone_number,
+                    "country_id": r.country_id,
+                    "operator_id": r.operator_id,
+                    "channel": r.channel,
+                    "state": r.state,
+                    "user_id": r.user_id if r.state == "assigned" else None,
+                    "assigned_at": r.assigned_at,
+                    "assigned_until": r.assigned_until,
+                    "quarantined_until": r.quarantined_until,
+                    "times_assigned": r.times_assigned,
+                }
+                for r in rows
+            ]
+        )
+
     async def summary(self, request: Request) -> Response:
         return _ok(await self.numbers.summary())
 
@@ -234,6 +257,11 @@ class NumbersAdmin:
                 "/api/v1/admin/numbers",
                 e("numbers_import", g(self.import_numbers)),
                 methods=["POST"],
+            ),
+            Route(
+                "/api/v1/admin/numbers",
+                e("numbers_list", g(self.list_numbers)),
+                methods=["GET"],
             ),
             Route(
                 "/api/v1/admin/numbers/summary",

@@ -305,6 +305,18 @@ class NumbersService:
         existing = await self.store.import_numbers(rows, self._now_ms())
         return ImportResult(len(rows) - len(existing), existing)
 
+    async def list_numbers(
+        self, state: str | None, country_raw: str | None, after: str, limit_raw: str | None
+    ) -> list[NumberRow]:
+        if state not in (None, "", "free", "assigned", "quarantined"):
+            raise InvalidRequest("state must be free, assigned or quarantined")
+        limit = _int_param(limit_raw, "limit") or 100
+        if limit > 1000:
+            raise InvalidRequest("limit must be at most 1000")
+        return await self.store.list_numbers(
+            state or None, _int_param(country_raw, "country_id"), after, limit
+        )
+
     async def summary(self) -> dict[str, int]:
         return await self.store.summary()
 
