@@ -195,6 +195,8 @@ class NumbersService:
             fields["webhook_url"] = check_webhook_url(fields["webhook_url"], self.policy)
         if "number_format" in fields:
             check_format(fields["number_format"])
+        if len(fields.get("name", "")) > 200:
+            raise InvalidRequest("name must be at most 200 characters")
         if fields.get("manager_id") == user_id:
             raise InvalidRequest("a number user cannot be its own manager")
         for flag in ("active", "approved"):
@@ -228,7 +230,7 @@ class NumbersService:
             "number user credentials rotated",
             extra={"user_id": user_id, "api_key": bool(key), "webhook_secret": bool(secret)},
         )
-        out = {"user_id": str(user_id)}
+        out: dict[str, str] = {}
         if key:
             out["api_key"] = key
         if secret:
