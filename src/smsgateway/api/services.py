@@ -8,7 +8,9 @@ from ..core.admin import AdminKey
 from ..core.auth import AuthService
 from ..core.messages import MessageService
 from ..core.metrics import Metrics
+from ..core.numbers.service import NumbersService
 from ..core.ops import OpsService
+from ..core.webhooks.deliverer import WebhookDeliverer
 from ..settings import Settings
 
 
@@ -21,3 +23,6 @@ class Services:
     metrics: Metrics
     # Dashboard, settings, link control, admin panel, rate limits (core/ops.py).
     ops: OpsService | None = None
+    # Virtual numbers (document 002) and the webhook deliverer (core/numbers, core/webhooks).
+    numbers: NumbersService | None = None
+    webhooks: WebhookDeliverer | None = None
