@@ -74,6 +74,20 @@ async def send(gw: Gateway, channel_id: int = SMS_API_ID, **kw: Any) -> SendResu
     return await service(gw).send(**args)
 
 
+async def metric(gw: Gateway, series: str) -> float:
+    """One series' value on /metrics (0 if absent): tests compare before and after,
+    since the process's counters outlive a test."""
+    for line in (await gw.http.get("/metrics")).text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+REFUSED_1 = 'smsgateway_channel_attempts_total{channel="1",outcome="refused"}'
+ACCEPTED_2 = 'smsgateway_channel_attempts_total{channel="2",outcome="accepted"}'
+FAILOVER = 'smsgateway_parts_resent_total{reason="failover"}'
+
+
 async def tries(gw: Gateway, message_id: str) -> list[tuple[int, str, str, str | None]]:
     return [
         (a.channel_id, a.channel_kind, a.outcome, a.error)
@@ -95,6 +109,7 @@ async def test_refusal_moves_to_the_next_gateway(
     await gw.bound(1)
     await gw.bound(2)
     await ready(gw)
+    before = await metric(gw, REFUSED_1), await metric(gw, ACCEPTED_2)
     result = await send(gw)
     assert result.success and result.status == "submitted", result
     assert [m["status"] for m in a.recent_messages()] == ["ESME_RSUBMITFAIL"]
@@ -106,9 +121,8 @@ async def test_refusal_moves_to_the_next_gateway(
     ]
     row = await service(gw).get_owned("oauth:c1", result.message_id)
     assert row is not None and row.message.link_id == 2 and row.parts[0].link_id == 2
-    metrics = (await gw.http.get("/metrics")).text
-    assert 'smsgateway_channel_attempts_total{channel="1",outcome="refused"} 1.0' in metrics
-    assert 'smsgateway_channel_attempts_total{channel="2",outcome="accepted"} 1.0' in metrics
+    after = await metric(gw, REFUSED_1), await metric(gw, ACCEPTED_2)
+    assert (after[0] - before[0], after[1] - before[1]) == (1.0, 1.0)
 
 
 async def test_a_member_that_is_down_is_skipped(
@@ -156,6 +170,7 @@ async def test_no_answer_in_time_moves_on(
     await gw.bound(2)
     await ready(gw)
     a.configure(resp_delay_ms=1_500)  # takes the submit and answers late
+    failovers = await metric(gw, FAILOVER)
     result = await send(gw)
     assert result.success and result.status == "submitted"
     assert len(a.recent_messages()) == 1 and len(b.recent_messages()) == 1
@@ -169,8 +184,7 @@ async def test_no_answer_in_time_moves_on(
     # Link 1's answer comes after the list moved on: counted as a possible duplicate,
     # and the message stays with link 2's id.
     async def late_counted() -> bool:
-        text = (await gw.http.get("/metrics")).text
-        return 'smsgateway_parts_resent_total{reason="failover"} 1.0' in text
+        return await metric(gw, FAILOVER) == failovers + 1
 
     await eventually(late_counted)
     row = await service(gw).get_owned("oauth:c1", result.message_id)

@@ -479,3 +479,28 @@ async def test_attempt_rows_ride_in_the_outcome_units(
     assert db_rows(gw, "SELECT attempt, outcome, COUNT(*) FROM attempts GROUP BY 1, 2") == [
         (1, "accepted", 5)
     ]
+
+
+async def test_native_faces_cannot_name_a_run_time_channel(
+    one_link: tuple[SmscSimulator, Gateway],
+) -> None:
+    """A phone's channel belongs to its owner's face: `esme = 1_000_000 + N` on the
+    native API is an unknown esme (404), whatever is registered under that id."""
+    _, gw = one_link
+    svc = service(gw)
+    router = gw.runtime.router
+    assert router is not None
+    device = RecordingChannel(1_000_042, svc.record_outcomes)
+    router.add_channel(device)
+    headers = await gw.user("native@example.com")
+    r = await gw.send(headers, esme=1_000_042)
+    assert r.status_code == 404 and r.json()["error"] == "unknown esme", r.text
+    r = await gw.http.post("/api/v1/sms/check-esme", json={"esme": 1_000_042}, headers=headers)
+    assert r.status_code == 404, r.text
+    assert device.jobs == [] and db_rows(gw, "SELECT COUNT(*) FROM messages") == [(0,)]
+    # The core API reaches it (the owner's face calls that).
+    result = await svc.send(
+        owner="project:1", channel_id=1_000_042, source="S", destination=DEST, text="t",
+        wait="stored",
+    )  # fmt: skip
+    assert device.jobs[0].message_id == result.message_id

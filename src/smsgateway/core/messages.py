@@ -362,8 +362,9 @@ class MessageService:
         self.router.check_enabled(channel)
         if wait not in _WAIT_MODES:
             raise InvalidRequest(f"wait must be one of {', '.join(_WAIT_MODES)}")
-        if not isinstance(owner, str) or not owner or len(owner) > 128:
-            raise InvalidRequest("owner must be 1 to 128 characters")
+        # Room for `oauth:<issuer URL>#<subject>` owners.
+        if not isinstance(owner, str) or not owner or len(owner) > 512:
+            raise InvalidRequest("owner must be 1 to 512 characters")
         src = parse_source(source)
         if source_ton is not None:
             if not 0 <= source_ton <= 6:

@@ -89,14 +89,17 @@ class Router:
 
     def get(self, esme: int) -> Channel | None:
         """The link, pool, list or run-time channel with this id."""
+        channel = self.configured(esme)
+        return channel if channel is not None else self.runtime.get(esme)
+
+    def configured(self, esme: int) -> Channel | None:
+        """The link, pool or list from the config with this id (no run-time channel)."""
         link = self.links.get(esme)
         if link is not None:
             return link
         channel: Channel | None = self.pools.get(esme) or self.lists.get(esme)
-        if channel is None:
-            if self.sms_api is not None and esme == SMS_API_ID:
-                return self.sms_api
-            channel = self.runtime.get(esme)
+        if channel is None and self.sms_api is not None and esme == SMS_API_ID:
+            return self.sms_api
         return channel
 
     def get_channel(self, esme: int) -> Channel:
@@ -123,8 +126,12 @@ class Router:
             raise LinkDisabled(f"{channel.name} is disabled")
 
     def resolve(self, esme: int, client_ip: str | None, *, require_enabled: bool = True) -> Channel:
-        """The channel for `esme`, or the error the caller must see."""
-        channel = self.get_channel(esme)
+        """The channel a native `esme` names, or the error the caller must see. Only
+        channels from the config: a run-time channel (a phone) belongs to its owner's
+        face, so its id is an unknown esme here."""
+        channel = self.configured(esme)
+        if channel is None:
+            raise UnknownEsme()
         if not channel.allows(client_ip):
             raise IpNotAllowed()
         if require_enabled:
