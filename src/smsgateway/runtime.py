@@ -29,9 +29,11 @@ from .core.ops import OpsService
 from .core.ratelimit import GlobalRateLimit
 from .core.routing import Router
 from .core.secrets import Secrets
+from .core.tokens import SigningKey, TokenService, default_issuer
 from .gctune import tune_for_server
 from .settings import Settings
 from .smpp.pdu import DataSm, DeliverSm
+from .store.oauth import OAuthStore
 from .store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,7 @@ class Runtime:
         self.messages: MessageService | None = None
         self.auth: AuthService | None = None
         self.ops: OpsService | None = None
+        self.tokens: TokenService | None = None
         self._server: _QuietServer | None = None
         self._server_task: asyncio.Task[None] | None = None
         self._collector: LiveCollector | None = None
@@ -80,6 +83,7 @@ class Runtime:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = await SqliteStore.open(s.storage.path)
         secrets = Secrets.load(self.data_dir)
+        signing_key = SigningKey.load(self.data_dir)  # before any link binds: fail early
         self.auth = AuthService(
             self.store,
             secrets,
@@ -109,6 +113,14 @@ class Runtime:
         await self.ops.start(METRICS.registry)
         await self.messages.start()
         await self.router.start()
+        self.tokens = TokenService(
+            s.oauth,
+            OAuthStore(self.store),
+            secrets,
+            signing_key,
+            issuer=self._issuer,
+        )
+        await self.tokens.start()
         store = self.store
         self._collector = LiveCollector(
             self._link_rows, lambda: (store.writer_batches, store.writer_units), self._pool_rows
@@ -121,6 +133,7 @@ class Runtime:
             admin_key=AdminKey(s.auth.admin_api_key, open_registration=s.auth.open_registration),
             metrics=METRICS,
             ops=self.ops,
+            tokens=self.tokens,
         )
         rest = build_app(services)
         app = self.ops.wrap(rest)
@@ -164,6 +177,13 @@ class Runtime:
             "gateway started", extra={"rest_port": self.rest_port, "grpc_port": self.grpc_port}
         )
 
+    def _issuer(self) -> str:
+        """The own tokens' `iss`: the setting, else this server's URL (known once bound)."""
+        s = self.settings
+        return s.oauth.issuer or default_issuer(
+            s.server.host, self.rest_port, bool(s.server.tls_cert and s.server.tls_key)
+        )
+
     def _on_outcomes(self, job: SendJob, outcomes: list[PartOutcome]) -> None:
         assert self.messages is not None
         self.messages.record_outcomes(job, outcomes)
@@ -198,6 +218,8 @@ class Runtime:
             await self.router.stop()
         if self.ops is not None:
             await self.ops.stop()  # after the links: their last answers are counted
+        if self.tokens is not None:
+            await self.tokens.stop()
         if self._collector is not None:
             METRICS.registry.unregister(self._collector)
             self._collector = None

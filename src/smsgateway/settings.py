@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from .settings_oauth import OAuthSettings
 from .settings_ops import (
     DashboardSettings,
     FilterSettings,
@@ -127,6 +128,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     dashboard: DashboardSettings = msgspec.field(default_factory=DashboardSettings)
     license: LicenseSettings = msgspec.field(default_factory=LicenseSettings)
     filters: list[FilterSettings] = []
+    oauth: OAuthSettings = msgspec.field(default_factory=OAuthSettings)
 
     def validate(self) -> None:
         """Refuse configurations that would misbehave later, naming the key."""
@@ -170,6 +172,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
         try:
             validate_settings(self)
+            self.oauth.validate()
         except ValueError as exc:
             raise SettingsError(str(exc)) from exc
 
@@ -195,6 +198,7 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
             "ratelimit",
             "dashboard",
             "license",
+            "oauth",
         }:
             out.setdefault(section, {})[key] = value
     if env.get("ADMIN_API_KEY"):

@@ -180,3 +180,55 @@ def store_errors() -> Iterator[None]:
         yield
     except StoreError as exc:
         raise from_exception(exc) from exc
+
+
+# -- OAuth2 bearer tokens and the token endpoint (issue 11, tokens) -------------------
+#
+# Bearer errors (RFC 6750) are what a resource face answers; the OAuth errors carry
+# their RFC 6749 section 5.2 `error` code in `oauth_error` for the token endpoint.
+
+
+class BearerRequired(Unauthorized):
+    default_message = "a bearer access token is required"
+
+
+class InvalidBearerToken(Unauthorized):
+    default_message = "invalid access token"
+
+
+class InsufficientScope(Forbidden):
+    default_message = "the access token lacks the required scope"
+
+    def __init__(self, message: str | None = None, *, scope: str = "") -> None:
+        super().__init__(message)
+        self.scope = scope  # the scope the resource needs (WWW-Authenticate names it)
+
+
+class OAuthInvalidRequest(InvalidRequest):
+    oauth_error: ClassVar[str] = "invalid_request"
+    default_message = "invalid token request"
+
+
+class OAuthInvalidScope(OAuthInvalidRequest):
+    oauth_error = "invalid_scope"
+    default_message = "the requested scope is invalid or exceeds what the client may ask for"
+
+
+class OAuthUnsupportedGrantType(OAuthInvalidRequest):
+    oauth_error = "unsupported_grant_type"
+    default_message = "only grant_type=client_credentials is supported"
+
+
+class OAuthUnauthorizedClient(OAuthInvalidRequest):
+    oauth_error = "unauthorized_client"
+    default_message = "the client may not use this grant type"
+
+
+class OAuthInvalidClient(InvalidCredentials):
+    # An InvalidCredentials, so a LoginGuard counts it as a failed attempt.
+    oauth_error: ClassVar[str] = "invalid_client"
+    default_message = "client authentication failed"
+
+
+class OAuthClientNotFound(NotFound):
+    default_message = "oauth client not found"
