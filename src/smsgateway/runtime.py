@@ -25,6 +25,7 @@ from .core.auth import AuthService, password_hasher
 from .core.channels import PartOutcome, SendJob, SmppLink
 from .core.messages import MessageService
 from .core.metrics import METRICS, LiveCollector
+from .core.oneshot import OneShotService
 from .core.ops import OpsService
 from .core.ratelimit import GlobalRateLimit
 from .core.routing import Router
@@ -134,6 +135,7 @@ class Runtime:
             metrics=METRICS,
             ops=self.ops,
             tokens=self.tokens,
+            oneshot=OneShotService(self.tokens, self.messages, self.router, self.store),
         )
         rest = build_app(services)
         app = self.ops.wrap(rest)

@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..core.messages import LinkCheck, MessageInfo, SendResult
 from .oauth.routes import ClientBody, OAuthErrorBody, TokenAnswer, TokenForm
+from .oneshot.routes import PROBLEM, ProblemBody, SmsBody
 from .ops import FilterBody, ProxyUserBody, ToggleBody
 from .rest import EsmeBody, InfoBody, LoginBody, RegisterBody, SendBody, UserIdBody
 
@@ -148,6 +149,18 @@ OPERATIONS[("POST", "/api/v1/admin/oauth-clients")] = Op(
 OPERATIONS[("DELETE", "/api/v1/admin/oauth-clients/{client_id}")] = Op(
     "Delete an OAuth client: its tokens stop working", "admin", errors=(404,)
 )
+# -- The one-shot SMS face, document 003 (issue 11, tokens) --
+OPERATIONS[("POST", "/sms/messages")] = Op(
+    "Send one OTP SMS through the [sms_api] gateways in priority order (200: a gateway"
+    " accepted it; 500: none did)",
+    "bearer",
+    SmsBody,
+    None,
+    200,
+    (400, 409, 413, 415, 500),
+    error_body=ProblemBody,
+    error_media=PROBLEM,
+)
 
 for _prefix in ("/api/v1/auth", "/api/v1/user"):
     OPERATIONS[("POST", f"{_prefix}/register")] = _REG
@@ -276,9 +289,11 @@ def build_openapi(routes: list[BaseRoute], *, title: str, version: str) -> dict[
 _REASONS = {
     400: "Invalid request",
     401: "Missing or invalid credentials",
-    403: "IP not allowed",
+    403: "IP not allowed, or the access token lacks the scope",
     404: "Not found",
     413: "Request body too large",
+    409: "Idempotency-Key reused with another body, or still in progress",
+    415: "Content-Type must be application/json",
     429: "Rate limit exceeded",
     500: "SMSC refusal or infrastructure failure",
     503: "Link disabled, admin key not configured, or storage unavailable",

@@ -8,6 +8,7 @@ from ..core.admin import AdminKey
 from ..core.auth import AuthService
 from ..core.messages import MessageService
 from ..core.metrics import Metrics
+from ..core.oneshot import OneShotService
 from ..core.ops import OpsService
 from ..core.tokens import TokenService
 from ..settings import Settings
@@ -24,3 +25,5 @@ class Services:
     ops: OpsService | None = None
     # OAuth clients, the token endpoint and the bearer-token verifier (core/tokens/).
     tokens: TokenService | None = None
+    # POST /sms/messages (document 003) over the [sms_api] gateways (core/oneshot/).
+    oneshot: OneShotService | None = None

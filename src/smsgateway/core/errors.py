@@ -232,3 +232,35 @@ class OAuthInvalidClient(InvalidCredentials):
 
 class OAuthClientNotFound(NotFound):
     default_message = "oauth client not found"
+
+
+# -- The one-shot SMS face, POST /sms/messages (issue 11, tokens) ----------------------
+
+
+class ConstraintViolations(InvalidRequest):
+    """A request that breaks rules; `violations` names each (document 003's 400 body)."""
+
+    default_message = "the request breaks the sms constraints"
+
+    def __init__(self, violations: list[str] | None = None, message: str | None = None) -> None:
+        super().__init__(message or "; ".join(violations or []) or None)
+        self.violations = list(violations or [self.message])
+
+
+class IdempotencyKeyReused(GatewayError):
+    code = "idempotency_conflict"
+    http_status = 409
+    grpc_status = "ABORTED"
+    default_message = "this Idempotency-Key was used with a different request"
+
+
+class IdempotencyInProgress(IdempotencyKeyReused):
+    default_message = "a request with this Idempotency-Key is still in progress"
+
+
+class NoGatewayAccepted(Internal):
+    default_message = "the SMS could not be delegated to any of the configured gateways"
+
+
+class NoGatewaysConfigured(Internal):
+    default_message = "no gateways are configured for the SMS API ([sms_api] gateways)"

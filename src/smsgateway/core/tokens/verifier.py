@@ -10,6 +10,7 @@ or `scp` (a list or a string, as some IdPs write it).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from ..errors import InvalidBearerToken
 from .jwks import KeySource
 
 TOKEN_MAX_CHARS = 8192
+OWNER_MAX_CHARS = 128
 # RFC 9068 section 4 names at+jwt; "JWT" is what many IdPs still write.
 _ACCESS_TYPES = frozenset({"at+jwt", "application/at+jwt", "jwt"})
 
@@ -40,7 +42,12 @@ class VerifiedToken:
         clients, `oauth:<iss>#<sub>` for an external issuer's subjects."""
         if self.own:
             return f"oauth:{self.client_id}"
-        return f"oauth:{self.issuer}#{self.subject}"
+        owner = f"oauth:{self.issuer}#{self.subject}"
+        if len(owner) <= OWNER_MAX_CHARS:
+            return owner
+        # Owners are at most 128 characters; a long issuer URL + subject is hashed.
+        digest = hashlib.sha256(f"{self.issuer}#{self.subject}".encode()).hexdigest()
+        return f"oauth:sha256:{digest}"
 
 
 @dataclass(frozen=True, slots=True)
