@@ -95,7 +95,9 @@ class OneShotService:
             return True
         try:
             await self._deliver(token.owner, sms)
-        except BaseException:
+        except Exception:
+            # Not on cancellation (shutdown): whether the message left is unknown, so
+            # the key stays claimed until it expires rather than invite a second send.
             with store_errors():
                 await self.store.idem_abort(scope, idempotency_key)
             raise
