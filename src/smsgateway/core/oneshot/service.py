@@ -106,11 +106,11 @@ class OneShotService:
         return False
 
     async def _deliver(self, owner: str, sms: Sms) -> None:
-        channel = getattr(self.router, "sms_api", None)
+        channel = self.router.sms_api
         if channel is None:
             raise NoGatewaysConfigured()
         try:
-            result = await self.messages.send(  # type: ignore[attr-defined]
+            result = await self.messages.send(
                 owner=owner,
                 channel_id=channel.id,
                 source=sms.sender,
@@ -126,10 +126,12 @@ class OneShotService:
             # answers that 500; the log keeps the cause.
             log.warning("sms api send failed: %s", exc.message, extra={"owner": owner})
             raise NoGatewayAccepted() from exc
-        if not result.success:
+        # `queued` after an "accepted" wait: no member answered within
+        # messages.accept_wait_s. 003's 200 means a gateway accepted it, so that is no 200.
+        if not result.success or result.status == "queued":
             log.warning(
                 "no gateway accepted the sms: %s",
-                result.error,
+                result.error or result.status,
                 extra={"owner": owner, "message_id": result.message_id},
             )
             raise NoGatewayAccepted()
