@@ -14,13 +14,13 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from tokkit import SEND, LocalIssuer, create_client, forge, get_token, new_ec_key
 
 from gwkit import make_settings
 from smsgateway.core.errors import InvalidBearerToken
 from smsgateway.core.tokens import SigningKey
 from smsgateway.settings import SettingsError
 from smsgateway.settings_oauth import IssuerSettings, OAuthSettings
+from tokkit import SEND, LocalIssuer, create_client, forge, get_token, new_ec_key
 
 GatewayFactory = Any
 OWN = "http://gw.test"
@@ -282,3 +282,50 @@ def test_issuer_settings_are_checked() -> None:
         check(issuers=[IssuerSettings(issuer="idp.example.com", audience="a")])
     with pytest.raises(SettingsError, match="token_ttl_s"):
         check(token_ttl_s=0)
+
+
+def test_oauth_settings_from_toml_and_environment(tmp_path: Path) -> None:
+    from smsgateway.settings import load_settings
+
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        """
+[oauth]
+token_ttl_s = 120
+audience = "my-sms"
+
+[[oauth.issuers]]
+issuer = "https://idp.example.com"
+audience = "sms-api"
+algorithms = ["RS256", "ES256"]
+
+[[oauth.issuers]]
+issuer = "http://127.0.0.1:9000"
+audience = "urn:local"
+"""
+    )
+    settings = load_settings(config, env={"SMSGATEWAY_OAUTH_LEEWAY_S": "5"})
+    assert settings.oauth.token_ttl_s == 120
+    assert settings.oauth.audience == "my-sms"
+    assert settings.oauth.leeway_s == 5
+    assert [i.issuer for i in settings.oauth.issuers] == [
+        "https://idp.example.com",
+        "http://127.0.0.1:9000",
+    ]
+    assert settings.oauth.issuers[0].algorithms == ["RS256", "ES256"]
+    config.write_text('[[oauth.issuers]]\nissuer = "http://idp.example.com"\naudience = "a"\n')
+    with pytest.raises(SettingsError, match="plain http"):
+        load_settings(config, env={})
+
+
+def test_owner_names_the_tenant_and_fits_the_column() -> None:
+    from smsgateway.core.tokens import VerifiedToken
+
+    own = VerifiedToken("http://gw", "c1", "c1", frozenset(), 0, own=True)
+    assert own.owner == "oauth:c1"
+    ext = VerifiedToken("https://idp.example.com", "user-1", "app", frozenset(), 0, own=False)
+    assert ext.owner == "oauth:https://idp.example.com#user-1"
+    long = VerifiedToken("https://idp.example.com/" + "x" * 200, "s", "s", frozenset(), 0, False)
+    assert long.owner.startswith("oauth:sha256:") and len(long.owner) <= 128
+    other = VerifiedToken("https://idp.example.com/" + "x" * 200, "t", "t", frozenset(), 0, False)
+    assert other.owner != long.owner

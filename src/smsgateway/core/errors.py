@@ -219,11 +219,6 @@ class OAuthUnsupportedGrantType(OAuthInvalidRequest):
     default_message = "only grant_type=client_credentials is supported"
 
 
-class OAuthUnauthorizedClient(OAuthInvalidRequest):
-    oauth_error = "unauthorized_client"
-    default_message = "the client may not use this grant type"
-
-
 class OAuthInvalidClient(InvalidCredentials):
     # An InvalidCredentials, so a LoginGuard counts it as a failed attempt.
     oauth_error: ClassVar[str] = "invalid_client"
