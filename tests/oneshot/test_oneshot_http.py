@@ -5,6 +5,7 @@ real OIDC provider, and the face's metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -205,7 +206,8 @@ async def test_bearer_token_answers(tmp_path: Path, make_gateway: GatewayFactory
 async def test_oidc_provider_tokens_at_the_face(
     tmp_path: Path, make_gateway: GatewayFactory, oidc: OidcProvider
 ) -> None:
-    gw = await _gateway(tmp_path, make_gateway, oidc)
+    gw = await _gateway(tmp_path, make_gateway, oidc, leeway_s=0)
+    brief = await oidc.token("brief")  # valid for 1 s
     token = await oidc.token()
     r = await gw.http.post("/sms/messages", json={}, headers=bearer(token))
     assert len(_violations(r)) == 3  # authenticated: the body is what is wrong
@@ -220,7 +222,19 @@ async def test_oidc_provider_tokens_at_the_face(
         "/sms/messages", json=OK, headers=bearer(await oidc.token(resource="urn:other"))
     )
     assert "audience" in _problem(r, 401)["detail"]
-    assert jwt.get_unverified_header(token)["kid"] == oidc.kid
+    assert 'error="invalid_token"' in r.headers["www-authenticate"]
+    # Signed by someone else under the provider's kid.
+    kid = jwt.get_unverified_header(token)["kid"]
+    assert kid == oidc.kid
+    forged = forge(new_ec_key(), iss=oidc.issuer, aud=AUDIENCE, kid=kid)
+    r = await gw.http.post("/sms/messages", json=OK, headers=bearer(forged))
+    assert "signature" in _problem(r, 401)["detail"]
+    # The provider's own token, expired.
+    exp = jwt.decode(brief, options={"verify_signature": False})["exp"]
+    await asyncio.sleep(max(0.0, exp - time.time()) + 1.1)
+    r = await gw.http.post("/sms/messages", json=OK, headers=bearer(brief))
+    assert "expired" in _problem(r, 401)["detail"]
+    assert 'error="invalid_token"' in r.headers["www-authenticate"]
 
 
 @pytest.mark.parametrize("path", ["/sms/messages"])
