@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 OIDC_DIR = Path(__file__).resolve().parent / "interop" / "oidc"
 AUDIENCE = "urn:smsgateway:sms-api"
@@ -51,8 +51,9 @@ class OidcProvider:
     """Clients: `main` (scopes client.sms.send and other.read), `noscope` (other.read
     only), `brief` (client.sms.send, tokens valid 1 s)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, alg: str = "ES256") -> None:
         self.workdir = workdir
+        self.alg = alg  # ES256 (P-256) or RS256 (2048-bit RSA) signing keys
         self.port = _free_port()
         self.proc: asyncio.subprocess.Process | None = None
         self.kid = ""
@@ -76,10 +77,17 @@ class OidcProvider:
         return f"http://127.0.0.1:{self.port}"
 
     def _write_key(self) -> None:
-        key = ec.generate_private_key(ec.SECP256R1())
         self.kid = f"key-{secrets.token_hex(4)}"
-        jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key))
-        jwk |= {"kid": self.kid, "alg": "ES256", "use": "sig"}
+        if self.alg == "RS256":
+            rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(rsa_key))
+        else:
+            jwk = json.loads(
+                jwt.algorithms.ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP256R1()))
+            )
+        # PyJWT writes key_ops ["sign"]; the provider also verifies with its keys.
+        jwk.pop("key_ops", None)
+        jwk |= {"kid": self.kid, "alg": self.alg, "use": "sig"}
         (self.workdir / "jwks.json").write_text(json.dumps({"keys": [jwk]}))
 
     async def start(self) -> None:

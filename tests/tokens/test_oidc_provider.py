@@ -88,3 +88,48 @@ async def test_key_rotation_is_picked_up_without_a_restart(
     assert verified.client_id == "main-client"
     with pytest.raises(InvalidBearerToken, match="unknown key"):
         await gw.runtime.tokens.verify(before)
+
+
+async def test_rs256_provider_tokens_are_verified(
+    tmp_path: Path, make_gateway: GatewayFactory
+) -> None:
+    provider = OidcProvider(tmp_path / "rsa-idp", alg="RS256")
+    provider.workdir.mkdir()
+    await provider.start()
+    try:
+        gw = await _gateway(tmp_path, make_gateway, provider)
+        token = await provider.token()
+        assert jwt.get_unverified_header(token)["alg"] == "RS256"
+        verified = await gw.runtime.tokens.verify(token)
+        assert verified.client_id == "main-client" and SEND in verified.scopes
+    finally:
+        await provider.stop()
+
+
+async def test_another_gateway_trusts_this_gateways_tokens(
+    tmp_path: Path, make_gateway: GatewayFactory
+) -> None:
+    """The gateway's own discovery document and JWKS are what an external issuer's are:
+    a second gateway configured with the first as an issuer accepts its tokens."""
+    from tokkit import create_client, get_token
+
+    first_dir = tmp_path / "first"
+    first_dir.mkdir()
+    first = await make_gateway(make_settings(first_dir, []))
+    issuer = f"http://127.0.0.1:{first.runtime.rest_port}"
+    second_dir = tmp_path / "second"
+    second_dir.mkdir()
+    settings = make_settings(second_dir, [])
+    settings.oauth = OAuthSettings(issuers=[IssuerSettings(issuer=issuer, audience="sms-api")])
+    settings.validate()
+    second = await make_gateway(settings)
+    client_id, secret = await create_client(first.http)
+    token = await get_token(first.http, client_id, secret)
+    verified = await second.runtime.tokens.verify(token)
+    assert not verified.own
+    assert verified.owner == f"oauth:{issuer}#{client_id}"
+    # The second gateway's own key does not sign for the first.
+    with pytest.raises(InvalidBearerToken):
+        await first.runtime.tokens.verify(
+            await get_token(second.http, *await create_client(second.http))
+        )
