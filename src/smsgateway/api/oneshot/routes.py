@@ -23,7 +23,6 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from ...core.errors import (
-    BearerRequired,
     ConstraintViolations,
     GatewayError,
     InsufficientScope,
@@ -46,7 +45,6 @@ Handler = Callable[[Request], Awaitable[Response]]
 PATH = "/sms/messages"
 PROBLEM = "application/problem+json"
 VIOLATION_TYPE = "base:constraint-violation-problem"
-REALM = "sms-api"
 
 REQUESTS = FastCounter(
     "smsgateway_sms_api_requests",
@@ -159,17 +157,14 @@ class OneShotRoutes:
         headers: dict[str, str] = {}
         if isinstance(error, InsufficientScope):
             headers["WWW-Authenticate"] = (
-                f'Bearer realm="{REALM}", error="insufficient_scope", scope="{error.scope}"'
+                f'Bearer error="insufficient_scope", scope="{error.scope}"'
             )
-        elif isinstance(error, BearerRequired):
-            headers["WWW-Authenticate"] = f'Bearer realm="{REALM}"'
         elif isinstance(error, InvalidBearerToken):
             headers["WWW-Authenticate"] = (
-                f'Bearer realm="{REALM}", error="invalid_token", '
-                f'error_description="{_quoted(error.message)}"'
+                f'Bearer error="invalid_token", error_description="{_quoted(error.message)}"'
             )
-        elif status == 401:
-            headers["WWW-Authenticate"] = f'Bearer realm="{REALM}"'
+        elif status == 401:  # no token (BearerRequired), or another scheme
+            headers["WWW-Authenticate"] = "Bearer"
         if status == 500 and not isinstance(error, NoGatewayAccepted):
             # Only the log names what went wrong; the body names no internals.
             log.error("sms api failed", exc_info=exc if exc is not error else None)
