@@ -18,6 +18,7 @@ from typing import Any, Literal
 import msgspec
 
 from .settings_channels import ListSettings, SmsApiSettings, validate_lists
+from .settings_numbers import NumbersSettings, validate_numbers
 from .settings_oauth import OAuthSettings
 from .settings_ops import (
     DashboardSettings,
@@ -134,6 +135,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     license: LicenseSettings = msgspec.field(default_factory=LicenseSettings)
     filters: list[FilterSettings] = []
     sms_api: SmsApiSettings = msgspec.field(default_factory=SmsApiSettings)
+    numbers: NumbersSettings = msgspec.field(default_factory=NumbersSettings)
     oauth: OAuthSettings = msgspec.field(default_factory=OAuthSettings)
 
     def validate(self) -> None:
@@ -178,6 +180,10 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 raise SettingsError(f"server.{key} must be positive")
         if self.messages.max_parts < 1 or self.messages.max_parts > 255:
             raise SettingsError("messages.max_parts must be within 1..255")
+        try:
+            validate_numbers(self.numbers)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from exc
         from .core.ops import validate_settings  # the ops checks live with their code
 
         try:
@@ -208,6 +214,7 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
             "ratelimit",
             "dashboard",
             "license",
+            "numbers",
             "oauth",
         }:
             out.setdefault(section, {})[key] = value
