@@ -8,6 +8,7 @@ setup:
 	@$(PY) -m uv --version >/dev/null 2>&1 || $(PY) -m pip install --quiet --disable-pip-version-check uv
 	@$(UV) sync --frozen --quiet
 	@cd tests/interop/node && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error; }
+	@cd tests/interop/oidc && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error; }
 
 run: setup
 	$(UV) run --frozen smsgateway demo

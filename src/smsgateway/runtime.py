@@ -26,15 +26,18 @@ from .core.channels import PartOutcome, SendJob, SmppLink
 from .core.messages import MessageService
 from .core.metrics import METRICS, LiveCollector
 from .core.numbers import ChannelMatcher, NumbersService, OtpHook
+from .core.oneshot import OneShotService
 from .core.ops import OpsService
 from .core.ratelimit import GlobalRateLimit
 from .core.routing import Router
 from .core.secrets import Secrets
+from .core.tokens import SigningKey, TokenService, default_issuer
 from .core.webhooks import WebhookDeliverer
 from .gctune import tune_for_server
 from .settings import Settings
 from .smpp.pdu import DataSm, DeliverSm
 from .store.numbers import NumbersStore
+from .store.oauth import OAuthStore
 from .store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -73,6 +76,7 @@ class Runtime:
         self.numbers: NumbersService | None = None
         self.webhooks: WebhookDeliverer | None = None
         self._background: list[asyncio.Task[None]] = []
+        self.tokens: TokenService | None = None
         self._server: _QuietServer | None = None
         self._server_task: asyncio.Task[None] | None = None
         self._collector: LiveCollector | None = None
@@ -86,6 +90,7 @@ class Runtime:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = await SqliteStore.open(s.storage.path)
         secrets = Secrets.load(self.data_dir)
+        signing_key = SigningKey.load(self.data_dir)  # before any link binds: fail early
         self.auth = AuthService(
             self.store,
             secrets,
@@ -116,6 +121,14 @@ class Runtime:
         await self.messages.start()
         await self._start_numbers(secrets)  # its inbound hook is in before any MO arrives
         await self.router.start()
+        self.tokens = TokenService(
+            s.oauth,
+            OAuthStore(self.store),
+            secrets,
+            signing_key,
+            issuer=self._issuer,
+        )
+        await self.tokens.start()
         store = self.store
         self._collector = LiveCollector(
             self._link_rows, lambda: (store.writer_batches, store.writer_units), self._pool_rows
@@ -130,6 +143,8 @@ class Runtime:
             ops=self.ops,
             numbers=self.numbers,
             webhooks=self.webhooks,
+            tokens=self.tokens,
+            oneshot=OneShotService(self.tokens, self.messages, self.router, self.store),
         )
         rest = build_app(services)
         app = self.ops.wrap(rest)
@@ -171,6 +186,13 @@ class Runtime:
         tune_for_server()
         log.info(
             "gateway started", extra={"rest_port": self.rest_port, "grpc_port": self.grpc_port}
+        )
+
+    def _issuer(self) -> str:
+        """The own tokens' `iss`: the setting, else this server's URL (known once bound)."""
+        s = self.settings
+        return s.oauth.issuer or default_issuer(
+            s.server.host, self.rest_port, bool(s.server.tls_cert and s.server.tls_key)
         )
 
     async def _start_numbers(self, secrets: Secrets) -> None:
@@ -238,6 +260,8 @@ class Runtime:
         self._background = []
         if self.webhooks is not None:
             await self.webhooks.stop()
+        if self.tokens is not None:
+            await self.tokens.stop()
         if self._collector is not None:
             METRICS.registry.unregister(self._collector)
             self._collector = None

@@ -19,6 +19,7 @@ import msgspec
 
 from .settings_channels import ListSettings, SmsApiSettings, validate_lists
 from .settings_numbers import NumbersSettings, validate_numbers
+from .settings_oauth import OAuthSettings
 from .settings_ops import (
     DashboardSettings,
     FilterSettings,
@@ -135,6 +136,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     filters: list[FilterSettings] = []
     sms_api: SmsApiSettings = msgspec.field(default_factory=SmsApiSettings)
     numbers: NumbersSettings = msgspec.field(default_factory=NumbersSettings)
+    oauth: OAuthSettings = msgspec.field(default_factory=OAuthSettings)
 
     def validate(self) -> None:
         """Refuse configurations that would misbehave later, naming the key."""
@@ -186,6 +188,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
         try:
             validate_settings(self)
+            self.oauth.validate()
         except ValueError as exc:
             raise SettingsError(str(exc)) from exc
 
@@ -212,6 +215,7 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
             "dashboard",
             "license",
             "numbers",
+            "oauth",
         }:
             out.setdefault(section, {})[key] = value
     if env.get("ADMIN_API_KEY"):

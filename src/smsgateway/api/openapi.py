@@ -32,6 +32,8 @@ from .numbers.face import (
     PhoneAnswer,
     ReleaseBody,
 )
+from .oauth.routes import ClientBody, OAuthErrorBody, TokenAnswer, TokenForm
+from .oneshot.routes import PROBLEM, ProblemBody, SmsBody
 from .ops import FilterBody, ProxyUserBody, ToggleBody
 from .rest import EsmeBody, InfoBody, LoginBody, RegisterBody, SendBody, UserIdBody
 
@@ -76,10 +78,18 @@ class Op:
     errors: tuple[int, ...] = ()
     query: tuple[str, ...] = ()  # positive integer query parameters
     upload: str = ""  # a multipart/form-data file field, instead of a JSON body
-    error_body: type[Any] | None = None  # the face's error shape (default ErrorBody)
+    body_media: str = "application/json"  # or application/x-www-form-urlencoded
+    error_body: type[Any] | None = None  # the face's error shape; None: ErrorBody
+    error_media: str = "application/json"
 
 
-_AUTH_ERRORS = {"jwt": (400, 401, 429), "admin": (401, 503), "admin_or_open": (401, 503)}
+_AUTH_ERRORS = {
+    "jwt": (400, 401, 429),
+    "admin": (401, 503),
+    "admin_or_open": (401, 503),
+    "oauth_client": (401, 429),
+    "bearer": (401, 403),
+}
 _REG = Op(
     "Register a user and its first app", "admin_or_open", RegisterBody, RegisterAnswer, 201, (400,)
 )
@@ -130,6 +140,44 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "Upload a signed license", "admin", errors=(400,), upload="license"
     ),
 }
+# -- OAuth2 (issue 11, tokens) --
+_TOKEN = Op(
+    "OAuth2 token endpoint: client_credentials grant (RFC 6749 4.4), RFC 9068 JWT",
+    "oauth_client",
+    TokenForm,
+    TokenAnswer,
+    200,
+    (400, 503),
+    body_media="application/x-www-form-urlencoded",
+    error_body=OAuthErrorBody,
+)
+OPERATIONS[("POST", "/oauth/token")] = _TOKEN
+OPERATIONS[("POST", "/oidc/token")] = _TOKEN
+OPERATIONS[("GET", "/.well-known/openid-configuration")] = Op("Discovery document (OIDC)")
+OPERATIONS[("GET", "/.well-known/oauth-authorization-server")] = Op(
+    "Authorization server metadata (RFC 8414)"
+)
+OPERATIONS[("GET", "/oauth/jwks")] = Op("The token signing keys (public JWKS)")
+OPERATIONS[("GET", "/api/v1/admin/oauth-clients")] = Op("OAuth clients (no secrets)", "admin")
+OPERATIONS[("POST", "/api/v1/admin/oauth-clients")] = Op(
+    "Create an OAuth client; its secret is shown once", "admin", ClientBody, None, 201, (400,)
+)
+OPERATIONS[("DELETE", "/api/v1/admin/oauth-clients/{client_id}")] = Op(
+    "Delete an OAuth client: its tokens stop working", "admin", errors=(404,)
+)
+# -- The one-shot SMS face, document 003 (issue 11, tokens) --
+OPERATIONS[("POST", "/sms/messages")] = Op(
+    "Send one OTP SMS through the [sms_api] gateways in priority order (200: a gateway"
+    " accepted it; 500: none did)",
+    "bearer",
+    SmsBody,
+    None,
+    200,
+    (400, 409, 413, 415, 500),
+    error_body=ProblemBody,
+    error_media=PROBLEM,
+)
+
 for _prefix in ("/api/v1/auth", "/api/v1/user"):
     OPERATIONS[("POST", f"{_prefix}/register")] = _REG
     OPERATIONS[("POST", f"{_prefix}/login")] = _LOGIN
@@ -216,6 +264,10 @@ def _security(auth: str) -> list[dict[str, list[str]]]:
         return [{"adminKey": []}]
     if auth == "admin_or_open":
         return [{"adminKey": []}, {}]
+    if auth == "oauth_client":
+        return [{"clientBasic": []}, {}]  # or client_id + client_secret in the form
+    if auth == "bearer":
+        return [{"oauth2": ["client.sms.send"]}]
     return []
 
 
@@ -246,14 +298,11 @@ def build_openapi(routes: list[BaseRoute], *, title: str, version: str) -> dict[
         }
         # Every body is read under server.max_body_bytes: 413 above it.
         too_large = (413,) if op.body is not None or op.upload else ()
+        error_ref = {"schema": {"$ref": ref((op.error_body or ErrorBody).__name__)}}
         for status in sorted({*op.errors, *too_large, *_AUTH_ERRORS.get(op.auth, ())}):
             responses[str(status)] = {
                 "description": _REASONS.get(status, "error"),
-                "content": {
-                    "application/json": {
-                        "schema": {"$ref": ref((op.error_body or ErrorBody).__name__)}
-                    }
-                },
+                "content": {op.error_media: error_ref},
             }
         if op.answer is SendResult:
             # An SMSC refusal answers the whole result body with success false.
@@ -276,7 +325,7 @@ def build_openapi(routes: list[BaseRoute], *, title: str, version: str) -> dict[
         if op.body is not None:
             entry["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": {"$ref": ref(op.body.__name__)}}},
+                "content": {op.body_media: {"schema": {"$ref": ref(op.body.__name__)}}},
             }
         elif op.upload:
             upload = {"type": "string", "contentMediaType": "application/octet-stream"}
@@ -296,6 +345,16 @@ def build_openapi(routes: list[BaseRoute], *, title: str, version: str) -> dict[
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
                 "appId": {"type": "apiKey", "in": "header", "name": "X-App-ID"},
                 "adminKey": {"type": "apiKey", "in": "header", "name": "X-Admin-Key"},
+                "clientBasic": {"type": "http", "scheme": "basic"},
+                "oauth2": {
+                    "type": "oauth2",
+                    "flows": {
+                        "clientCredentials": {
+                            "tokenUrl": "/oauth/token",
+                            "scopes": {"client.sms.send": "Send one-time-password SMS"},
+                        }
+                    },
+                },
             },
         },
     }
@@ -304,9 +363,11 @@ def build_openapi(routes: list[BaseRoute], *, title: str, version: str) -> dict[
 _REASONS = {
     400: "Invalid request",
     401: "Missing or invalid credentials",
-    403: "IP not allowed",
+    403: "IP not allowed, or the access token lacks the scope",
     404: "Not found",
     413: "Request body too large",
+    409: "Idempotency-Key reused with another body, or still in progress",
+    415: "Content-Type must be application/json",
     429: "Rate limit exceeded",
     500: "SMSC refusal or infrastructure failure",
     503: "Link disabled, admin key not configured, or storage unavailable",

@@ -9,7 +9,9 @@ from ..core.auth import AuthService
 from ..core.messages import MessageService
 from ..core.metrics import Metrics
 from ..core.numbers.service import NumbersService
+from ..core.oneshot import OneShotService
 from ..core.ops import OpsService
+from ..core.tokens import TokenService
 from ..core.webhooks.deliverer import WebhookDeliverer
 from ..settings import Settings
 
@@ -26,3 +28,7 @@ class Services:
     # Virtual numbers (document 002) and the webhook deliverer (core/numbers, core/webhooks).
     numbers: NumbersService | None = None
     webhooks: WebhookDeliverer | None = None
+    # OAuth clients, the token endpoint and the bearer-token verifier (core/tokens/).
+    tokens: TokenService | None = None
+    # POST /sms/messages (document 003) over the [sms_api] gateways (core/oneshot/).
+    oneshot: OneShotService | None = None

@@ -248,3 +248,82 @@ class InvalidWebhookUrl(InvalidRequest):
 
 class WebhookEventNotFound(NotFound):
     default_message = "webhook event not found"
+
+
+# -- OAuth2 bearer tokens and the token endpoint (issue 11, tokens) -------------------
+#
+# Bearer errors (RFC 6750) are what a resource face answers; the OAuth errors carry
+# their RFC 6749 section 5.2 `error` code in `oauth_error` for the token endpoint.
+
+
+class BearerRequired(Unauthorized):
+    default_message = "a bearer access token is required"
+
+
+class InvalidBearerToken(Unauthorized):
+    default_message = "invalid access token"
+
+
+class InsufficientScope(Forbidden):
+    default_message = "the access token lacks the required scope"
+
+    def __init__(self, message: str | None = None, *, scope: str = "") -> None:
+        super().__init__(message)
+        self.scope = scope  # the scope the resource needs (WWW-Authenticate names it)
+
+
+class OAuthInvalidRequest(InvalidRequest):
+    oauth_error: ClassVar[str] = "invalid_request"
+    default_message = "invalid token request"
+
+
+class OAuthInvalidScope(OAuthInvalidRequest):
+    oauth_error = "invalid_scope"
+    default_message = "the requested scope is invalid or exceeds what the client may ask for"
+
+
+class OAuthUnsupportedGrantType(OAuthInvalidRequest):
+    oauth_error = "unsupported_grant_type"
+    default_message = "only grant_type=client_credentials is supported"
+
+
+class OAuthInvalidClient(InvalidCredentials):
+    # An InvalidCredentials, so a LoginGuard counts it as a failed attempt.
+    oauth_error: ClassVar[str] = "invalid_client"
+    default_message = "client authentication failed"
+
+
+class OAuthClientNotFound(NotFound):
+    default_message = "oauth client not found"
+
+
+# -- The one-shot SMS face, POST /sms/messages (issue 11, tokens) ----------------------
+
+
+class ConstraintViolations(InvalidRequest):
+    """A request that breaks rules; `violations` names each (document 003's 400 body)."""
+
+    default_message = "the request breaks the sms constraints"
+
+    def __init__(self, violations: list[str] | None = None, message: str | None = None) -> None:
+        super().__init__(message or "; ".join(violations or []) or None)
+        self.violations = list(violations or [self.message])
+
+
+class IdempotencyKeyReused(GatewayError):
+    code = "idempotency_conflict"
+    http_status = 409
+    grpc_status = "ABORTED"
+    default_message = "this Idempotency-Key was used with a different request"
+
+
+class IdempotencyInProgress(IdempotencyKeyReused):
+    default_message = "a request with this Idempotency-Key is still in progress"
+
+
+class NoGatewayAccepted(Internal):
+    default_message = "the SMS could not be delegated to any of the configured gateways"
+
+
+class NoGatewaysConfigured(Internal):
+    default_message = "no gateways are configured for the SMS API ([sms_api] gateways)"
