@@ -26,6 +26,8 @@ from .core.channels import PartOutcome, SendJob, SmppLink
 from .core.messages import MessageService
 from .core.metrics import METRICS, LiveCollector
 from .core.ops import OpsService
+from .core.otp.ports import Devices
+from .core.otp.wiring import OtpServices, build_otp
 from .core.ratelimit import GlobalRateLimit
 from .core.routing import Router
 from .core.secrets import Secrets
@@ -67,6 +69,9 @@ class Runtime:
         self.messages: MessageService | None = None
         self.auth: AuthService | None = None
         self.ops: OpsService | None = None
+        # DeviceService (core/devices) once wired; None means "no device linked".
+        self.devices: Devices | None = None
+        self.otp: OtpServices | None = None
         self._server: _QuietServer | None = None
         self._server_task: asyncio.Task[None] | None = None
         self._collector: LiveCollector | None = None
@@ -109,6 +114,9 @@ class Runtime:
         await self.ops.start(METRICS.registry)
         await self.messages.start()
         await self.router.start()
+        self.otp = build_otp(
+            self.store, secrets, self.messages, self.router, lambda: self.devices, s.otp
+        )
         store = self.store
         self._collector = LiveCollector(
             self._link_rows, lambda: (store.writer_batches, store.writer_units), self._pool_rows
@@ -121,6 +129,7 @@ class Runtime:
             admin_key=AdminKey(s.auth.admin_api_key, open_registration=s.auth.open_registration),
             metrics=METRICS,
             ops=self.ops,
+            otp=self.otp,
         )
         rest = build_app(services)
         app = self.ops.wrap(rest)

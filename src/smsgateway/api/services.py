@@ -9,6 +9,7 @@ from ..core.auth import AuthService
 from ..core.messages import MessageService
 from ..core.metrics import Metrics
 from ..core.ops import OpsService
+from ..core.otp.wiring import OtpServices
 from ..settings import Settings
 
 
@@ -21,3 +22,5 @@ class Services:
     metrics: Metrics
     # Dashboard, settings, link control, admin panel, rate limits (core/ops.py).
     ops: OpsService | None = None
+    # OTP projects: projects, keys, verifications, the /v1 API (core/otp).
+    otp: OtpServices | None = None

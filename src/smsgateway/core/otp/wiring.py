@@ -1,0 +1,46 @@
+"""The OTP side as the runtime builds it and the faces receive it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ...settings_otp import OtpSettings
+from ...store.otp import OtpStore
+from ...store.sqlite import SqliteStore
+from ..secrets import Secrets
+from .codes import Codes
+from .idempotency import Idempotency
+from .ports import Channels, Devices, Sender
+from .projects import ProjectService
+from .service import OtpService
+
+
+@dataclass(frozen=True, slots=True)
+class OtpServices:
+    projects: ProjectService
+    otp: OtpService
+    idempotency: Idempotency
+    settings: OtpSettings
+
+
+def build_otp(
+    store: SqliteStore,
+    secrets: Secrets,
+    messages: object,
+    channels: Channels,
+    devices: Callable[[], Devices | None],
+    settings: OtpSettings,
+) -> OtpServices:
+    otp_store = OtpStore(store)
+    # MessageService.send arrives with the channels work (COORD.md); until then there
+    # is nothing to send through and every send answers 500.
+    sender = messages if isinstance(messages, Sender) else None
+    return OtpServices(
+        projects=ProjectService(otp_store, secrets, channels),
+        otp=OtpService(otp_store, Codes(secrets), sender, channels, devices, settings),
+        idempotency=Idempotency(
+            store, ttl_s=settings.idempotency_ttl_s, wait_s=settings.idempotency_wait_s
+        ),
+        settings=settings,
+    )
