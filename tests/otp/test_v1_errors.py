@@ -25,7 +25,7 @@ async def test_envelope_for_unknown_paths_bad_json_and_big_bodies(otp_gateway) -
     _, k = await project(gw, channel=1)
     r = await gw.http.get("/v1/nope", headers=key(k))
     assert r.status_code == 404 and error_of(r)["code"] == "NOT_FOUND"
-    r = await gw.http.get("/v1", headers=key(k))
+    r = await gw.http.post("/v1/messages/x/y", headers=key(k))
     assert r.status_code == 404 and error_of(r)["code"] == "NOT_FOUND"
     r = await gw.http.get("/v1/send-otp", headers=key(k))
     assert r.status_code == 405 and error_of(r)["code"] == "METHOD_NOT_ALLOWED"

@@ -32,6 +32,10 @@ class KeyBody(msgspec.Struct, forbid_unknown_fields=True):
     name: str = ""
 
 
+class DeviceLinkBody(msgspec.Struct, forbid_unknown_fields=True):
+    """Nothing to say yet; an empty body or `{}`."""
+
+
 def _ok(data: Any, status: int = 200) -> Response:
     return json_response({"success": True, "data": data}, status)
 
@@ -128,7 +132,11 @@ class ProjectAdminRoutes:
 
     async def device_link(self, request: Request) -> Response:
         self._admin(request)
-        project = await self.projects.get(_path_id(request, "project"))
+        project_id = _path_id(request, "project")
+        raw = await self.api.read(request)
+        if raw.strip():
+            decode_json(raw, DeviceLinkBody)
+        project = await self.projects.get(project_id)
         devices = self.otp.otp.devices
         if devices is None:
             raise DeviceServiceMissing()

@@ -348,12 +348,7 @@ class V1Face:
         )
 
     def routes(self) -> list[BaseRoute]:
-        app = self.app()
-
-        async def bare(request: Request) -> Response:
-            return error_response(NotFound("no such /v1 endpoint"), uuid7())
-
-        return [Mount("/v1", app=app), Route("/v1", bare)]
+        return [Mount("/v1", app=self.app())]
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
