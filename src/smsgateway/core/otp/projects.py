@@ -26,6 +26,7 @@ _KEY = re.compile(r"smx_([0-9a-f]{12})_[A-Za-z0-9_-]{43}")
 _DIGITS = re.compile(r"[0-9]{4,10}")
 MAX_TEST_NUMBERS = 100
 DEVICE = "device"
+DEVICE_CHANNEL_IDS = 1_000_000
 
 
 class ProjectSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -135,7 +136,12 @@ class ProjectService:
         if isinstance(s.channel, str):
             if s.channel != DEVICE:
                 raise InvalidRequest('channel must be "device" or the id of a link, pool or list')
-        elif isinstance(s.channel, bool) or self._channels.get(s.channel) is None:
+        elif (
+            isinstance(s.channel, bool)
+            # Device channels (ids from 1_000_000) come and go with linking: "device".
+            or not 0 < s.channel < DEVICE_CHANNEL_IDS
+            or self._channels.get(s.channel) is None
+        ):
             raise InvalidRequest(f"channel {s.channel} is not a configured link, pool or list")
         if len(s.test_numbers) > MAX_TEST_NUMBERS:
             raise InvalidRequest(f"at most {MAX_TEST_NUMBERS} test numbers")
