@@ -29,9 +29,6 @@ class OtpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     bulk_max_body_bytes: int = 2 * 1024 * 1024
     # How far ahead `sendAt` may schedule a message.
     max_schedule_days: int = 30
-    # The gateway's public base URL for device links (serverUrl, QR); "" = the URL
-    # the admin request came in on.
-    public_url: str = ""
 
     def validate(self) -> None:
         if self.project_rps < 0 or self.destination_per_hour < 0:

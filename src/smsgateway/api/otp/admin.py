@@ -140,8 +140,8 @@ class ProjectAdminRoutes:
         devices = self.otp.otp.devices
         if devices is None:
             raise DeviceServiceMissing()
-        base = self.otp.settings.public_url or str(request.base_url)
-        link = await devices.create_link(project.id, base.rstrip("/"))
+        # The URL this call came in on; DeviceService prefers its own public_url setting.
+        link = await devices.create_link(project.id, str(request.base_url).rstrip("/"))
         return _ok(
             {
                 "code": link.code,
