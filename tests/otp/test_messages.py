@@ -112,3 +112,18 @@ async def test_per_destination_guard(otp_gateway) -> None:
     r = await gw.http.post("/v1/messages", json={"to": NUMBER, "text": "x"}, headers=key(b))
     assert r.status_code == 200
     await eventually(lambda: len(texts_to(sim, NUMBER)) == 3)
+
+
+async def test_bulk_of_a_thousand_over_the_plain_body_limit(otp_gateway) -> None:
+    gw, sim = await otp_gateway()
+    _, k = await project(gw, channel=1)
+    text = "A longer notice for every customer, so the body outgrows 64 KiB: " + "x" * 40
+    numbers = [f"+4477009{i:05d}" for i in range(1000)]
+    body = {"messages": [{"to": n, "text": text} for n in numbers]}
+    r = await gw.http.post("/v1/messages/bulk", json=body, headers=key(k))
+    assert len(r.request.content) > gw.runtime.settings.server.max_body_bytes
+    assert r.status_code == 200, r.text[:300]
+    data = r.json()["data"]
+    assert data["accepted"] == 1000 and data["rejected"] == 0
+    assert len({m["messageId"] for m in data["messages"]}) == 1000
+    await eventually(lambda: len(sim.recent_messages(2000)) >= 1000, timeout=60)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -285,7 +285,11 @@ class OtpStore:
         return await self.store.read(q)
 
     async def check_code(
-        self, project_id: int, verification_id: str, matches: Any, at: int
+        self,
+        project_id: int,
+        verification_id: str,
+        matches: Callable[[VerificationRow], bool],
+        at: int,
     ) -> tuple[Checked, VerificationRow | None]:
         """Check a code and count the attempt in one unit: concurrent checks are
         serialised by the writer, so together they can never exceed the limit.

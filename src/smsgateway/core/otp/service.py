@@ -23,6 +23,7 @@ from ..errors import (
     OtpExpired,
     OtpMaxAttempts,
     RetryLater,
+    Unavailable,
     VerificationNotFound,
 )
 from ..ids import uuid7
@@ -162,6 +163,9 @@ class OtpService:
                 raise DeviceNotLinked()
             return found
         assert isinstance(channel, int)
+        if self.channels.get(channel) is None:
+            # Configured when the project was set, gone from the config since.
+            raise Unavailable(f"the project's channel {channel} is not configured")
         return channel
 
     # -- OTP --------------------------------------------------------------------------
