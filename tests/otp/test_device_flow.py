@@ -42,6 +42,8 @@ async def test_otp_through_a_linked_device(otp_gateway) -> None:
     assert r.status_code == 409 and error_of(r)["code"] == "DEVICE_NOT_LINKED"
     phone = await _link(gw, pid)
     try:
+        shown = (await gw.http.get(f"/api/v1/admin/projects/{pid}", headers=admin())).json()
+        assert shown["data"]["device"]["online"] is True
         status = (await gw.http.get("/v1/status", headers=key(k))).json()["data"]
         assert status["ready"] is True and status["blockers"] == []
         assert status["device"]["linked"] is True and status["device"]["online"] is True

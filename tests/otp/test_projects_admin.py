@@ -41,6 +41,7 @@ async def test_project_crud_and_defaults(otp_gateway) -> None:
     assert r.status_code == 200
     assert r.json()["data"]["test_numbers"] == {"+447700900999": "4242"}
     assert r.json()["data"]["api_keys"] == []
+    assert r.json()["data"]["device"] is None
 
     other, _ = await project(gw, "Other")
     r = await gw.http.get(BASE, headers=admin())

@@ -94,6 +94,19 @@ class ProjectAdminRoutes:
         project = await self.projects.get(_path_id(request, "project"))
         view = project_view(project)
         view["api_keys"] = [key_view(k) for k in await self.projects.keys(project.id)]
+        devices = self.otp.otp.devices
+        device = await devices.active_device(project.id) if devices is not None else None
+        view["device"] = (
+            None
+            if device is None
+            else {
+                "id": device.id,
+                "name": device.name,
+                "online": device.online,
+                "last_seen": iso(device.last_seen_ms),
+                "queue_depth": device.queue_depth,
+            }
+        )
         return _ok(view)
 
     async def update(self, request: Request) -> Response:
