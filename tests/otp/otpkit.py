@@ -6,10 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import pytest
-
 from gwkit import Gateway, admin
-from smsgateway.core.messages import MessageService
 from smsgateway.smpp.text import decode_short_message
 from smsgateway.smscsim.simulator import SmscSimulator
 
@@ -63,12 +60,3 @@ def error_of(r: Any) -> dict[str, Any]:
     assert set(err) == {"code", "message", "origin", "requestId"}, err
     assert err["requestId"] == r.headers["x-request-id"]
     return err
-
-
-# The send path needs MessageService.send (the channels work, COORD.md); until it is
-# merged the tests that send through the SMSC cannot run.
-
-
-needs_send = pytest.mark.skipif(
-    not hasattr(MessageService, "send"), reason="MessageService.send not merged yet"
-)

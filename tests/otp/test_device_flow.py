@@ -3,20 +3,19 @@ device (devicesim) signs in with the code, gets the SMS, reports it; verify with
 code it received. DEVICE_NOT_LINKED before linking and after revoking; /v1/status
 tells linked, online and what blocks sending; two projects never share a phone.
 
-Needs DeviceService and the device simulator (the devices work, COORD.md) and
-MessageService.send; skipped until both are merged."""
+Needs DeviceService and the device simulator (the devices work, COORD.md); skipped
+until that is merged."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from otpkit import NUMBER, code_in, error_of, key, needs_send, project
+from otpkit import NUMBER, code_in, error_of, key, project
 
 from gwkit import Gateway, admin, eventually
 
 devicesim = pytest.importorskip("smsgateway.devicesim")
-pytestmark = needs_send
 
 
 async def _link(gw: Gateway, project_id: int) -> Any:

@@ -3,11 +3,9 @@ simulator: the code is read from the SMS the simulator received and verified."""
 
 from __future__ import annotations
 
-from otpkit import NUMBER, OTHER, code_in, error_of, key, needs_send, project, texts_to
+from otpkit import NUMBER, OTHER, code_in, error_of, key, project, texts_to
 
 from gwkit import eventually
-
-pytestmark = needs_send
 
 
 async def test_send_and_verify_through_smpp(otp_gateway) -> None:

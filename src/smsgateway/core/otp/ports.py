@@ -7,7 +7,7 @@ here, and "no DeviceService" is simply `None` (no device linked).
 
 from __future__ import annotations
 
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol
 
 from ...store.models import MessageWithParts
 
@@ -57,7 +57,6 @@ class SentView(Protocol):
     def error(self) -> str: ...
 
 
-@runtime_checkable
 class Sender(Protocol):
     """The part of MessageService the OTP side uses (COORD.md's core contract)."""
 

@@ -123,7 +123,7 @@ class OtpService:
         self,
         store: OtpStore,
         codes: Codes,
-        sender: Sender | None,
+        sender: Sender,
         channels: Channels,
         devices: Callable[[], Devices | None],
         settings: OtpSettings,
@@ -145,11 +145,6 @@ class OtpService:
     @property
     def devices(self) -> Devices | None:
         return self._devices()
-
-    def _sender(self) -> Sender:
-        if self.sender is None:
-            raise GatewayError("message pipeline not available")
-        return self.sender
 
     # -- channel ----------------------------------------------------------------------
 
@@ -236,7 +231,7 @@ class OtpService:
             tpl, code=code, project=project.name, minutes=max(1, math.ceil(left_ms / 60_000))
         )
         try:
-            sent = await self._sender().send(
+            sent = await self.sender.send(
                 owner=project.owner,
                 channel_id=channel_id,
                 source=s.sender,
@@ -331,7 +326,7 @@ class OtpService:
                 out[i] = MessageAccepted(i, number, None, "rejected", at, error=limited)
             else:
                 going.append((i, number, text, at))
-        sender = self._sender()
+        sender = self.sender
         results = await asyncio.gather(
             *(
                 sender.send(
@@ -365,7 +360,7 @@ class OtpService:
     async def get_message(self, project: Project, message_id: str) -> MessageWithParts:
         if not _ID.fullmatch(message_id):
             raise MessageNotFound()
-        found = await self._sender().get_owned(project.owner, message_id)
+        found = await self.sender.get_owned(project.owner, message_id)
         if found is None:
             raise MessageNotFound()
         return found

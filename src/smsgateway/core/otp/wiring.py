@@ -27,15 +27,12 @@ class OtpServices:
 def build_otp(
     store: SqliteStore,
     secrets: Secrets,
-    messages: object,
+    sender: Sender,
     channels: Channels,
     devices: Callable[[], Devices | None],
     settings: OtpSettings,
 ) -> OtpServices:
     otp_store = OtpStore(store)
-    # MessageService.send arrives with the channels work (COORD.md); until then there
-    # is nothing to send through and every send answers 500.
-    sender = messages if isinstance(messages, Sender) else None
     return OtpServices(
         projects=ProjectService(otp_store, secrets, channels),
         otp=OtpService(otp_store, Codes(secrets), sender, channels, devices, settings),
