@@ -82,10 +82,12 @@ async def test_scheduled_send(otp_gateway) -> None:
     assert r.status_code == 200, r.text
     data = r.json()["data"]
     assert data["status"] == "scheduled" and data["sendAt"] == send_at
-    assert (await _message(gw, k, data["messageId"]))["sendAt"] == send_at
+    shown = await _message(gw, k, data["messageId"])
+    assert shown["sendAt"] == send_at and shown["status"] == "scheduled"
     await asyncio.sleep(0.3)
     assert texts_to(sim, OTHER) == []
     await eventually(lambda: texts_to(sim, OTHER) == ["later"])
+    assert (await _message(gw, k, data["messageId"]))["status"] != "scheduled"
     got = next(m for m in sim.recent_messages() if m["destination_addr"].endswith(OTHER[1:]))
     assert got["received_at"] >= at.timestamp() - 0.05
 

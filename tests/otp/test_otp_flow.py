@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from otpkit import NUMBER, OTHER, code_in, error_of, key, project, texts_to
 
-from gwkit import eventually
+from gwkit import eventually, link_to, make_settings
 
 
 async def test_send_and_verify_through_smpp(otp_gateway) -> None:
@@ -81,3 +81,28 @@ async def test_status_of_an_smpp_project(otp_gateway) -> None:
     assert data["channel"] == "smpp" and data["ready"] is True
     assert data["link"] == {"id": 1, "name": "link-1", "status": "BOUND"}
     assert data["blockers"] == [] and data["device"] is None
+
+
+async def test_verification_survives_a_restart(tmp_path, make_sim, make_gateway) -> None:
+    """Stored, not held in memory: after a restart the resend carries the same code
+    (derived again under the master key) and the code verifies."""
+    sim = await make_sim()
+    settings = make_settings(tmp_path, [link_to(sim)])
+    gw = await make_gateway(settings)
+    await gw.bound()
+    _, k = await project(gw, channel=1)
+    vid = (await gw.http.post("/v1/send-otp", json={"to": NUMBER}, headers=key(k))).json()["data"][
+        "verificationId"
+    ]
+    [first] = await eventually(lambda: texts_to(sim, NUMBER))
+    await gw.stop()
+    gw = await make_gateway(settings)
+    await gw.bound()
+    r = await gw.http.post("/v1/send-otp", json={"to": NUMBER}, headers=key(k))
+    assert r.json()["data"]["verificationId"] == vid and r.json()["data"]["resent"] is True
+    texts = await eventually(lambda: len(texts_to(sim, NUMBER)) == 2 and texts_to(sim, NUMBER))
+    assert code_in(texts[1]) == code_in(first)
+    r = await gw.http.post(
+        "/v1/verify-otp", json={"verificationId": vid, "otp": code_in(first)}, headers=key(k)
+    )
+    assert r.json()["data"]["verified"] is True

@@ -39,7 +39,7 @@ from ...core.errors import (
 from ...core.ids import uuid7
 from ...core.otp.idempotency import Answer, request_hash
 from ...core.otp.projects import Project
-from ...core.otp.service import MessageAccepted, MessageItem, day_text, iso
+from ...core.otp.service import MessageAccepted, MessageItem, day_text, iso, shown_status
 from ...core.otp.wiring import OtpServices
 from ...store.otp import DayCounts
 from ..http import BodyTimeout, PayloadTooLarge, UnsupportedMediaType, decode_json, read_body
@@ -272,7 +272,7 @@ class V1Face:
             {
                 "messageId": m.id,
                 "to": m.destination,
-                "status": m.status,
+                "status": shown_status(m.status, m.not_before, time.time_ns() // 1_000_000),
                 "error": m.error or None,
                 "createdAt": iso(m.created_at),
                 "updatedAt": iso(max([m.updated_at, *(p.updated_at for p in found.parts)])),

@@ -420,6 +420,13 @@ class OtpService:
         return Stats(totals, [r for r in rows if r.day >= first_day])
 
 
+def shown_status(status: str, not_before_ms: int | None, now_ms: int) -> str:
+    """A message's status as /v1 shows it: queued and not yet due is `scheduled`."""
+    if status == "queued" and not_before_ms is not None and not_before_ms > now_ms:
+        return "scheduled"
+    return status
+
+
 def iso(ms: int | None) -> str | None:
     """Milliseconds as ISO 8601 UTC with milliseconds (2026-12-04T19:00:00.000Z)."""
     if ms is None:
