@@ -5,8 +5,12 @@ project."""
 from __future__ import annotations
 
 import asyncio
+import time
 
+import msgspec
 from otpkit import NUMBER, error_of, key, project
+
+from smsgateway.core.otp.idempotency import request_hash
 
 TEST = {NUMBER: "2468"}
 
@@ -74,3 +78,36 @@ async def test_failures_are_not_kept_and_keys_are_per_project(otp_gateway) -> No
     rb = await gw.http.post("/v1/send-otp", json={"to": NUMBER}, headers=_idem(b, "x"))
     assert rb.status_code == 200 and "idempotent-replayed" not in rb.headers
     assert rb.json()["data"]["verificationId"] != r.json()["data"]["verificationId"]
+
+
+async def test_a_key_held_by_another_node(otp_gateway) -> None:
+    """Another node (here: the same store, written directly) holds the key: the
+    duplicate polls the row and replays that node's answer once it is finished; a
+    key left in progress by a node that died is taken over after the wait."""
+    gw, _ = await otp_gateway(idempotency_wait_s=0.5)
+    pid, k = await project(gw, test_numbers=TEST)
+    store = gw.runtime.store
+    assert store is not None
+    body = b'{"to": "+447700900123"}'
+    digest = request_hash(b"POST", b"/v1/send-otp", body)
+    assert await store.idem_begin(f"v1:{pid}", "elsewhere", digest, 60_000) is None
+    pending = asyncio.create_task(
+        gw.http.post("/v1/send-otp", content=body, headers=_idem(k, "elsewhere"))
+    )
+    await asyncio.sleep(0.2)
+    assert not pending.done()
+    first = msgspec.json.encode({"success": True, "data": {"from": "the other node"}})
+    await store.idem_finish(f"v1:{pid}", "elsewhere", msgspec.msgpack.encode([200, first]))
+    r = await pending
+    assert r.status_code == 200 and r.headers["idempotent-replayed"] == "true"
+    assert r.json()["data"] == {"from": "the other node"}
+    # Abandoned: in progress since long before the wait; this request takes it over.
+    old = int(time.time() * 1000) - 60_000
+    await store.idem_begin(f"v1:{pid}", "dead", digest, 600_000, at=old)
+    r = await gw.http.post("/v1/send-otp", content=body, headers=_idem(k, "dead"))
+    assert r.status_code == 200 and "idempotent-replayed" not in r.headers
+    assert r.json()["data"]["verificationId"]
+    # Still in progress and recent after the wait: 409 IDEMPOTENCY_IN_PROGRESS.
+    await store.idem_begin(f"v1:{pid}", "busy", digest, 600_000)
+    r = await gw.http.post("/v1/send-otp", content=body, headers=_idem(k, "busy"))
+    assert r.status_code == 409 and error_of(r)["code"] == "IDEMPOTENCY_IN_PROGRESS"
