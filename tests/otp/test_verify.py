@@ -127,3 +127,15 @@ async def test_resend_keeps_verification_and_counts_toward_max_sends(otp_gateway
     # The verification itself is still good.
     r = await _verify(gw, k, first["verificationId"], "2468")
     assert r.json()["data"]["verified"] is True
+
+
+async def test_concurrent_sends_open_one_verification(otp_gateway) -> None:
+    gw, _ = await otp_gateway()
+    _, k = await project(gw, test_numbers=TEST, max_sends=4)
+    answers = await asyncio.gather(
+        *(gw.http.post("/v1/send-otp", json={"to": NUMBER}, headers=key(k)) for _ in range(6))
+    )
+    ok = [r.json()["data"] for r in answers if r.status_code == 200]
+    assert len(ok) == 4 and len({d["verificationId"] for d in ok}) == 1
+    assert sorted(d["resent"] for d in ok) == [False, True, True, True]
+    assert sorted(r.status_code for r in answers) == [200] * 4 + [429] * 2
