@@ -8,8 +8,10 @@ from ..core.admin import AdminKey
 from ..core.auth import AuthService
 from ..core.messages import MessageService
 from ..core.metrics import Metrics
+from ..core.numbers.service import NumbersService
 from ..core.ops import OpsService
 from ..core.otp.wiring import OtpServices
+from ..core.webhooks.deliverer import WebhookDeliverer
 from ..settings import Settings
 
 
@@ -24,3 +26,6 @@ class Services:
     ops: OpsService | None = None
     # OTP projects: projects, keys, verifications, the /v1 API (core/otp).
     otp: OtpServices | None = None
+    # Virtual numbers (document 002) and the webhook deliverer (core/numbers, core/webhooks).
+    numbers: NumbersService | None = None
+    webhooks: WebhookDeliverer | None = None
