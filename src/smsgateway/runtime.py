@@ -28,6 +28,8 @@ from .core.metrics import METRICS, LiveCollector
 from .core.numbers import ChannelMatcher, NumbersService, OtpHook
 from .core.oneshot import OneShotService
 from .core.ops import OpsService
+from .core.otp.ports import Devices
+from .core.otp.wiring import OtpServices, build_otp
 from .core.ratelimit import GlobalRateLimit
 from .core.routing import Router
 from .core.secrets import Secrets
@@ -73,6 +75,9 @@ class Runtime:
         self.messages: MessageService | None = None
         self.auth: AuthService | None = None
         self.ops: OpsService | None = None
+        # DeviceService (core/devices) once wired; None means "no device linked".
+        self.devices: Devices | None = None
+        self.otp: OtpServices | None = None
         self.numbers: NumbersService | None = None
         self.webhooks: WebhookDeliverer | None = None
         self._background: list[asyncio.Task[None]] = []
@@ -129,6 +134,9 @@ class Runtime:
             issuer=self._issuer,
         )
         await self.tokens.start()
+        self.otp = build_otp(
+            self.store, secrets, self.messages, self.router, lambda: self.devices, s.otp
+        )
         store = self.store
         self._collector = LiveCollector(
             self._link_rows, lambda: (store.writer_batches, store.writer_units), self._pool_rows
@@ -141,6 +149,7 @@ class Runtime:
             admin_key=AdminKey(s.auth.admin_api_key, open_registration=s.auth.open_registration),
             metrics=METRICS,
             ops=self.ops,
+            otp=self.otp,
             numbers=self.numbers,
             webhooks=self.webhooks,
             tokens=self.tokens,

@@ -26,6 +26,7 @@ from .settings_ops import (
     LicenseSettings,
     RateLimitSettings,
 )
+from .settings_otp import OtpSettings
 
 
 class SettingsError(ValueError):
@@ -134,6 +135,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     dashboard: DashboardSettings = msgspec.field(default_factory=DashboardSettings)
     license: LicenseSettings = msgspec.field(default_factory=LicenseSettings)
     filters: list[FilterSettings] = []
+    otp: OtpSettings = msgspec.field(default_factory=OtpSettings)
     sms_api: SmsApiSettings = msgspec.field(default_factory=SmsApiSettings)
     numbers: NumbersSettings = msgspec.field(default_factory=NumbersSettings)
     oauth: OAuthSettings = msgspec.field(default_factory=OAuthSettings)
@@ -181,6 +183,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         if self.messages.max_parts < 1 or self.messages.max_parts > 255:
             raise SettingsError("messages.max_parts must be within 1..255")
         try:
+            self.otp.validate()
             validate_numbers(self.numbers)
         except ValueError as exc:
             raise SettingsError(str(exc)) from exc
@@ -214,6 +217,7 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
             "ratelimit",
             "dashboard",
             "license",
+            "otp",
             "numbers",
             "oauth",
         }:

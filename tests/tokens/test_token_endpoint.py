@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from tokkit import SEND, basic, create_client, get_token, token_response
 
 from gwkit import admin, make_settings
 from smsgateway.settings_oauth import OAuthSettings
+from tokkit import SEND, basic, create_client, get_token, token_response
 
 GatewayFactory = Any
 

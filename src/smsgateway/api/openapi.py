@@ -16,6 +16,7 @@ import msgspec
 from starlette.routing import BaseRoute, Route
 
 from ..core.messages import LinkCheck, MessageInfo, SendResult
+from ..core.otp.projects import ProjectPatch
 from .numbers.admin import (
     CreateNumberUserBody,
     ImportBody,
@@ -35,6 +36,7 @@ from .numbers.face import (
 from .oauth.routes import ClientBody, OAuthErrorBody, TokenAnswer, TokenForm
 from .oneshot.routes import PROBLEM, ProblemBody, SmsBody
 from .ops import FilterBody, ProxyUserBody, ToggleBody
+from .otp.admin import DeviceLinkBody, KeyBody
 from .rest import EsmeBody, InfoBody, LoginBody, RegisterBody, SendBody, UserIdBody
 
 
@@ -184,6 +186,43 @@ for _prefix in ("/api/v1/auth", "/api/v1/user"):
     OPERATIONS[("POST", f"{_prefix}/validate")] = _VALIDATE
     OPERATIONS[("POST", f"{_prefix}/delete")] = _DELETE
 
+# OTP projects (api/otp/admin.py); the /v1 API itself is a mounted app of its own.
+_PROJECTS = "/api/v1/admin/projects"
+OPERATIONS.update(
+    {
+        ("POST", _PROJECTS): Op("Create an OTP project", "admin", ProjectPatch, None, 201, (400,)),
+        ("GET", _PROJECTS): Op("List OTP projects", "admin"),
+        ("GET", f"{_PROJECTS}/{{id}}"): Op(
+            "An OTP project and its API keys", "admin", errors=(400, 404)
+        ),
+        ("PATCH", f"{_PROJECTS}/{{id}}"): Op(
+            "Change a project's name or settings", "admin", ProjectPatch, None, 200, (400, 404)
+        ),
+        ("DELETE", f"{_PROJECTS}/{{id}}"): Op(
+            "Delete a project with its keys and verifications", "admin", errors=(400, 404)
+        ),
+        ("POST", f"{_PROJECTS}/{{id}}/api-keys"): Op(
+            "Create an API key (shown once)", "admin", KeyBody, None, 201, (400, 404)
+        ),
+        ("GET", f"{_PROJECTS}/{{id}}/api-keys"): Op(
+            "A project's API keys (no secrets)", "admin", errors=(400, 404)
+        ),
+        ("DELETE", f"{_PROJECTS}/{{id}}/api-keys/{{key_id}}"): Op(
+            "Revoke an API key", "admin", errors=(400, 404)
+        ),
+        ("POST", f"{_PROJECTS}/{{id}}/device-link"): Op(
+            "Link a device: one-time code, server URL and QR",
+            "admin",
+            DeviceLinkBody,
+            None,
+            201,
+            (400, 404, 503),
+        ),
+        ("DELETE", f"{_PROJECTS}/{{id}}/device"): Op(
+            "Revoke the project's device", "admin", errors=(400, 404)
+        ),
+    }
+)
 # Virtual numbers (002): its own error body; the api_key rides in the path.
 _N002 = (400, 401, 403, 404, 429, 500)
 OPERATIONS.update(

@@ -32,6 +32,7 @@ from .numbers import numbers_routes
 from .oauth import oauth_routes
 from .oneshot import oneshot_routes
 from .ops import ops_routes
+from .otp import otp_routes
 from .services import Services
 
 log = logging.getLogger(__name__)
@@ -403,6 +404,7 @@ def build_app(services: Services) -> ExactRoutes:
     app = Starlette(
         routes=api.routes()
         + ops_routes(api)
+        + otp_routes(api)
         + numbers_routes(api)
         + oauth_routes(api)
         + oneshot_routes(api),

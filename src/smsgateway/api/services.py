@@ -11,6 +11,7 @@ from ..core.metrics import Metrics
 from ..core.numbers.service import NumbersService
 from ..core.oneshot import OneShotService
 from ..core.ops import OpsService
+from ..core.otp.wiring import OtpServices
 from ..core.tokens import TokenService
 from ..core.webhooks.deliverer import WebhookDeliverer
 from ..settings import Settings
@@ -25,6 +26,8 @@ class Services:
     metrics: Metrics
     # Dashboard, settings, link control, admin panel, rate limits (core/ops.py).
     ops: OpsService | None = None
+    # OTP projects: projects, keys, verifications, the /v1 API (core/otp).
+    otp: OtpServices | None = None
     # Virtual numbers (document 002) and the webhook deliverer (core/numbers, core/webhooks).
     numbers: NumbersService | None = None
     webhooks: WebhookDeliverer | None = None

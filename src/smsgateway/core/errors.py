@@ -146,6 +146,79 @@ class MessageNotFound(NotFound):
     default_message = "message not found"
 
 
+# -- OTP projects and the /v1 face (issue 12) -----------------------------------------
+
+
+class ProjectNotFound(NotFound):
+    default_message = "project not found"
+
+
+class ApiKeyNotFound(NotFound):
+    default_message = "API key not found"
+
+
+class VerificationNotFound(NotFound):
+    default_message = "verification not found"
+
+
+class InvalidApiKey(Unauthorized):
+    default_message = "missing or invalid X-SMX-API-Key"
+
+
+class DeviceNotLinked(GatewayError):
+    code = "device_not_linked"
+    http_status = 409
+    grpc_status = "FAILED_PRECONDITION"
+    default_message = "no active device is linked to this project"
+
+
+class OtpExpired(GatewayError):
+    code = "otp_expired"
+    http_status = 410
+    grpc_status = "FAILED_PRECONDITION"
+    default_message = "this verification has expired; send a new code"
+
+
+class OtpMaxAttempts(GatewayError):
+    code = "otp_max_attempts"
+    http_status = 403
+    grpc_status = "FAILED_PRECONDITION"
+    default_message = "too many wrong codes; this verification is closed, send a new code"
+
+
+class OtpAlreadyVerified(GatewayError):
+    code = "otp_already_verified"
+    http_status = 409
+    grpc_status = "FAILED_PRECONDITION"
+    default_message = "this verification has already been verified"
+
+
+class IdempotencyKeyReused(GatewayError):
+    code = "idempotency_key_reused"
+    http_status = 409
+    grpc_status = "ALREADY_EXISTS"
+    default_message = "this Idempotency-Key was used with a different request body"
+
+
+class IdempotencyInProgress(GatewayError):
+    code = "idempotency_in_progress"
+    http_status = 409
+    grpc_status = "ABORTED"
+    default_message = "a request with this Idempotency-Key is still being processed"
+
+
+class RetryLater(RateLimited):
+    """A rate limit that knows when the caller may try again (Retry-After)."""
+
+    def __init__(self, message: str | None = None, *, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class DeviceServiceMissing(Unavailable):
+    default_message = "device linking is not available on this gateway"
+
+
 def catalogue() -> list[type[GatewayError]]:
     """Every error class, base first: for OpenAPI/gRPC docs and for tests."""
     found: list[type[GatewayError]] = [GatewayError]
@@ -308,17 +381,6 @@ class ConstraintViolations(InvalidRequest):
     def __init__(self, violations: list[str] | None = None, message: str | None = None) -> None:
         super().__init__(message or "; ".join(violations or []) or None)
         self.violations = list(violations or [self.message])
-
-
-class IdempotencyKeyReused(GatewayError):
-    code = "idempotency_conflict"
-    http_status = 409
-    grpc_status = "ABORTED"
-    default_message = "this Idempotency-Key was used with a different request"
-
-
-class IdempotencyInProgress(IdempotencyKeyReused):
-    default_message = "a request with this Idempotency-Key is still in progress"
 
 
 class NoGatewayAccepted(Internal):
