@@ -23,6 +23,8 @@ from .api.services import Services
 from .core.admin import AdminKey
 from .core.auth import AuthService, password_hasher
 from .core.channels import PartOutcome, SendJob, SmppLink
+from .core.devices import DeviceChannel, DeviceService
+from .core.ids import uuid7
 from .core.messages import MessageService
 from .core.metrics import METRICS, LiveCollector
 from .core.ops import OpsService
@@ -67,6 +69,7 @@ class Runtime:
         self.messages: MessageService | None = None
         self.auth: AuthService | None = None
         self.ops: OpsService | None = None
+        self.devices: DeviceService | None = None
         self._server: _QuietServer | None = None
         self._server_task: asyncio.Task[None] | None = None
         self._collector: LiveCollector | None = None
@@ -105,8 +108,20 @@ class Runtime:
             data_dir=self.data_dir,
             ports=lambda: (self.rest_port, self.grpc_port),
         )
+        self.devices = DeviceService(
+            self.store,
+            secrets,
+            s.devices,
+            on_outcomes=self._on_outcomes,
+            report=self._channel_report,
+            inbound=self._device_inbound,
+            add_channel=self._add_channel,
+            remove_channel=self._remove_channel,
+        )
         # Before the links start: license holds and paces apply to their first bind.
         await self.ops.start(METRICS.registry)
+        # Device channels exist before the message service requeues their messages.
+        await self.devices.start()
         await self.messages.start()
         await self.router.start()
         store = self.store
@@ -121,6 +136,7 @@ class Runtime:
             admin_key=AdminKey(s.auth.admin_api_key, open_registration=s.auth.open_registration),
             metrics=METRICS,
             ops=self.ops,
+            devices=self.devices,
         )
         rest = build_app(services)
         app = self.ops.wrap(rest)
@@ -168,6 +184,33 @@ class Runtime:
         assert self.messages is not None
         self.messages.record_outcomes(job, outcomes)
 
+    def _add_channel(self, channel: DeviceChannel) -> None:
+        add = getattr(self.router, "add_channel", None)
+        if add is not None:
+            add(channel)
+
+    def _remove_channel(self, channel_id: int) -> None:
+        remove = getattr(self.router, "remove_channel", None)
+        if remove is not None:
+            remove(channel_id)
+
+    def _channel_report(
+        self, channel_id: int, message_id: str, state: str, error: str | None
+    ) -> None:
+        report = getattr(self.messages, "channel_report", None)
+        if report is not None:
+            report(channel_id, message_id, state, error)
+
+    async def _device_inbound(
+        self, channel_id: int, source: str, destination: str, text: str, received_at_ms: int
+    ) -> str:
+        assert self.store is not None
+        inbound_id = uuid7()
+        await self.store.insert_inbound(
+            inbound_id, channel_id, source, destination, text, received_at_ms
+        )
+        return inbound_id
+
     def _on_deliver(self, link: SmppLink, pdu: DeliverSm | DataSm) -> int | Awaitable[int]:
         assert self.messages is not None
         return self.messages.on_deliver(link, pdu)
@@ -187,6 +230,8 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop taking requests, let answers finish, unbind links, flush the store."""
+        if self.devices is not None:
+            await self.devices.stop()  # ends the phones' SSE streams: the server can stop
         if self._grpc is not None:
             await self._grpc.stop()
             self._grpc = None

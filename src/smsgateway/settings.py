@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from .settings_devices import DeviceSettings
 from .settings_ops import (
     DashboardSettings,
     FilterSettings,
@@ -127,6 +128,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     dashboard: DashboardSettings = msgspec.field(default_factory=DashboardSettings)
     license: LicenseSettings = msgspec.field(default_factory=LicenseSettings)
     filters: list[FilterSettings] = []
+    devices: DeviceSettings = msgspec.field(default_factory=DeviceSettings)
 
     def validate(self) -> None:
         """Refuse configurations that would misbehave later, naming the key."""
@@ -166,6 +168,10 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 raise SettingsError(f"server.{key} must be positive")
         if self.messages.max_parts < 1 or self.messages.max_parts > 255:
             raise SettingsError("messages.max_parts must be within 1..255")
+        try:
+            self.devices.validate()
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from exc
         from .core.ops import validate_settings  # the ops checks live with their code
 
         try:
@@ -195,6 +201,7 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
             "ratelimit",
             "dashboard",
             "license",
+            "devices",
         }:
             out.setdefault(section, {})[key] = value
     if env.get("ADMIN_API_KEY"):
