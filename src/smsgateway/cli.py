@@ -203,9 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.set_defaults(handler=cmd_user_create)
 
     from . import license_cli
+    from .devicesim import cli as devicesim_cli
     from .smscsim import cli as smscsim_cli
 
     smscsim_cli.add_parser(sub)
+    devicesim_cli.add_parser(sub)
     license_cli.add_parser(sub)
     return parser
 

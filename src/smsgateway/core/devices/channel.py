@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ...store.devices import DeviceStore
 from ..channels import OutcomeSink, PartOutcome, SendJob
@@ -78,11 +79,20 @@ def job_text(job: SendJob) -> str:
     return str(getattr(job, "text", "") or "")
 
 
+def _validity(job: SendJob) -> Any:
+    """The job's shared validity record (core.channels `Validity`), if it has one."""
+    return getattr(job, "validity", None)
+
+
 def job_validity_ms(job: SendJob) -> int | None:
-    value = getattr(job, "validity_until_ms", None)
-    if value is None:
-        value = getattr(job, "validity_until", None)
-    return int(value) if value is not None else None
+    validity = _validity(job)
+    return int(validity.until_ms) if validity is not None else None
+
+
+def dropped(job: SendJob) -> bool:
+    """The message service gave this try up (validity over, or a list moved on)."""
+    validity = _validity(job)
+    return bool(getattr(job, "abandoned", False)) or bool(validity is not None and validity.expired)
 
 
 class DeviceChannel:
@@ -136,6 +146,8 @@ class DeviceChannel:
 
     def enqueue(self, job: SendJob) -> None:
         now = self._now_ms()
+        if dropped(job):
+            return
         if self.retired:
             self._give_up(Pending(job, job_text(job), now, None), "DEVICE_UNLINKED")
             return
@@ -152,6 +164,7 @@ class DeviceChannel:
 
     @property
     def queue_depth(self) -> int:
+        self.drop_given_up()
         return len(self._pending)
 
     def take(self, *, newest_first: bool = False) -> list[Pending]:
@@ -159,7 +172,7 @@ class DeviceChannel:
         reported (it may have missed the answer), plus new work within the pacing
         window. Expired messages are settled here instead."""
         now = self._now_ms()
-        self.expire(now)
+        self.drop_given_up()
         items = sorted(self._pending.values(), key=lambda p: p.created_ms, reverse=newest_first)
         out = [p for p in items if p.handed]
         room = self._window.room(now)
@@ -170,6 +183,9 @@ class DeviceChannel:
                 self._wake_when_free(now)
                 break
             item.handed = True
+            validity = _validity(item.job)
+            if validity is not None:
+                validity.handed = True  # the phone has it: no expiry from here on
             room -= 1
             self._window.take(now)
             self._store.message_state_nowait(
@@ -192,9 +208,9 @@ class DeviceChannel:
             if item is None and rep.message_id not in stored:
                 continue
             previous = stored.get(rep.message_id)
-            if item is not None:
+            if item is not None and SEQ not in item.job.outcomes:
                 item.job.outcomes[SEQ] = outcome = PartOutcome(SEQ, self.id, rep.message_id, None)
-                self._on_outcomes(item.job, [outcome])
+                self._sink(item.job)(item.job, [outcome])
             if previous == rep.state:
                 continue
             self._store.message_state_nowait(
@@ -206,21 +222,13 @@ class DeviceChannel:
 
     # -- lifecycle ------------------------------------------------------------------
 
-    def expire(self, now_ms: int | None = None) -> int:
-        """Settle messages whose validity ended before the phone took them."""
-        now = self._now_ms() if now_ms is None else now_ms
-        overdue = [
-            p
-            for p in self._pending.values()
-            if p.valid_until_ms is not None and p.valid_until_ms <= now and not p.handed
-        ]
-        for item in overdue:
-            del self._pending[item.job.message_id]
-            self._store.message_state_nowait(
-                item.job.message_id, self.device_id, FAILED, "expired", now
-            )
-            self._report(self.id, item.job.message_id, "expired", None)
-        return len(overdue)
+    def drop_given_up(self) -> int:
+        """Forget jobs the message service gave up on (their validity ended before
+        the phone took them: the service stores them as expired)."""
+        gone = [mid for mid, p in self._pending.items() if not p.handed and dropped(p.job)]
+        for message_id in gone:
+            del self._pending[message_id]
+        return len(gone)
 
     def retire(self) -> None:
         """The phone was unlinked: what it never took fails, its streams end."""
@@ -234,9 +242,13 @@ class DeviceChannel:
 
     def _give_up(self, item: Pending, reason: str) -> None:
         job = item.job
-        if SEQ not in job.outcomes:
+        if SEQ not in job.outcomes and not dropped(job):
             job.outcomes[SEQ] = outcome = PartOutcome(SEQ, self.id, None, reason)
-            self._on_outcomes(job, [outcome])
+            self._sink(job)(job, [outcome])
+
+    def _sink(self, job: SendJob) -> OutcomeSink:
+        sink: OutcomeSink | None = getattr(job, "on_outcomes", None)
+        return sink or self._on_outcomes
 
     def _wake_when_free(self, now_ms: int) -> None:
         """Pacing held work back: tell the phone again when a slot opens."""

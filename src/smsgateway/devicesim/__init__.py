@@ -1,0 +1,5 @@
+"""A reference Android device speaking the "SMS Gateway for Android" protocol."""
+
+from .sim import DeviceSim, Received, SimConfig, Unauthorized, app_date
+
+__all__ = ["DeviceSim", "Received", "SimConfig", "Unauthorized", "app_date"]
