@@ -28,7 +28,7 @@ from ...core.devices import (
     parse_app_date,
 )
 from ...core.devices.channel import FAILED
-from ...core.errors import GatewayError, InvalidRequest, NotFound, from_exception
+from ...core.errors import GatewayError, InvalidRequest, NotFound, Unavailable, from_exception
 from ..http import client_ip, decode_json, encode_json, read_body
 from ..services import Services
 from . import page, wire
@@ -178,6 +178,8 @@ class MobileApi:
 
     async def events(self, request: Request) -> Response:
         session = await self._session(request)
+        if self.devices.closed:
+            raise Unavailable("gateway is stopping")
         keepalive = self.keepalive
         devices = self.devices
 
@@ -187,6 +189,8 @@ class MobileApi:
                     try:
                         event = await asyncio.wait_for(queue.get(), keepalive)
                     except TimeoutError:
+                        if devices.closed:
+                            return
                         yield b":keepalive\n\n"
                         continue
                     if not event:

@@ -28,7 +28,7 @@ from ...settings_devices import DeviceSettings
 from ...store.devices import DeviceRow, DeviceStore, LinkRow
 from ...store.sqlite import SqliteStore
 from ..channels import OutcomeSink
-from ..errors import InvalidRequest, NotFound, RateLimited, Unauthorized
+from ..errors import InvalidRequest, NotFound, RateLimited, Unauthorized, Unavailable
 from ..secrets import Secrets, constant_time_equals
 from .channel import APP_STATES, DeviceChannel, Pending, Reporter, StateReport
 from .events import EventHub
@@ -162,6 +162,7 @@ class DeviceService:
         self._code_failures: dict[str, deque[float]] = {}
         self._seen_events: dict[str, float] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        self.closed = False
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -178,6 +179,7 @@ class DeviceService:
         self._sweeper = asyncio.create_task(self._sweep(), name="devices-sweep")
 
     async def stop(self) -> None:
+        self.closed = True  # no new streams: the server is about to wait for them
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -417,6 +419,8 @@ class DeviceService:
 
     @contextlib.contextmanager
     def events(self, session: DeviceSession) -> Iterator[asyncio.Queue[str]]:
+        if self.closed:
+            raise Unavailable("gateway is stopping")
         with self.hub.subscribe(session.row.id) as queue:
             if session.channel.queue_depth:
                 queue.put_nowait("MessageEnqueued")  # work waited while it was away
