@@ -142,7 +142,12 @@ async def test_revoke_gives_401_and_signing_in_again_needs_a_new_code(
     gw = await make_gateway(device_settings(tmp_path))
     sim = await phone(gw, 5)
     try:
+        r = await gw.http.get("/mobile/v1/device", headers=_bearer(sim.token))
+        assert r.status_code == 200 and r.json()["device"]["id"] == sim.device_id
         assert await svc(gw).revoke(5) is True
+        # The app's registration check now says "not registered here".
+        r = await gw.http.get("/mobile/v1/device", headers=_bearer(sim.token))
+        assert r.status_code == 200 and "device" not in r.json()
         assert await svc(gw).active_device(5) is None and svc(gw).channel_id(5) is None
         # The stream ends and the app's next call is refused: it forgets its token.
         r = await gw.http.get("/mobile/v1/message", headers=_bearer(sim.token))

@@ -100,6 +100,7 @@ class MobileApi:
 
             raise InvalidLinkCode()
         body = decode_json(await self._body(request), wire.RegisterBody)
+        _check_sims(body.simCards)
         if body.name is not None and len(body.name) > 128:
             raise InvalidRequest("name must be at most 128 characters")
         if body.pushToken is not None and len(body.pushToken) > 256:
@@ -118,9 +119,28 @@ class MobileApi:
             201,
         )
 
+    async def get_device(self, request: Request) -> Response:
+        """The app's check of its registration: no `device` means "not registered
+        here" (unknown or revoked token), and the app signs in again."""
+        answer: dict[str, Any] = {"externalIp": client_ip(request, self.trusted) or ""}
+        try:
+            session = await self._session(request)
+        except GatewayError:
+            return _json(answer)
+        row = session.row
+        answer["device"] = {
+            "id": row.public_id,
+            "name": row.name,
+            "createdAt": wire.app_date(row.created_at),
+            "updatedAt": wire.app_date(row.last_seen_at),
+            "lastSeen": wire.app_date(row.last_seen_at),
+        }
+        return _json(answer)
+
     async def patch_device(self, request: Request) -> Response:
         session = await self._session(request)
         body = decode_json(await self._body(request), wire.PatchDeviceBody)
+        _check_sims(body.simCards)
         if body.pushToken is not None and len(body.pushToken) > 256:
             raise InvalidRequest("pushToken must be at most 256 characters")
         await self.devices.update_device(session, body.id, body.pushToken, body.simCards or [])
@@ -252,6 +272,7 @@ class MobileApi:
         e = self.endpoint
         return [
             Route(f"{PREFIX}/device", e(self.register), methods=["POST"]),
+            Route(f"{PREFIX}/device", e(self.get_device), methods=["GET"]),
             Route(f"{PREFIX}/device", e(self.patch_device), methods=["PATCH"]),
             Route(f"{PREFIX}/message", e(self.get_messages), methods=["GET"]),
             Route(f"{PREFIX}/message", e(self.patch_messages), methods=["PATCH"]),
@@ -262,6 +283,11 @@ class MobileApi:
             Route("/mobile/link/{token}", e(self.link_page), methods=["GET"]),
             Route("/mobile/static/{name}", e(self.static), methods=["GET"]),
         ]
+
+
+def _check_sims(sims: list[Any] | None) -> None:
+    if sims is not None and (len(sims) > 8 or not all(isinstance(s, dict) for s in sims)):
+        raise InvalidRequest("simCards must be at most 8 objects")
 
 
 def _parse_sms(body: bytes) -> InboundSms:

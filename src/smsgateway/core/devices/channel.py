@@ -40,6 +40,7 @@ DELIVERED = "Delivered"
 FAILED = "Failed"
 APP_STATES = frozenset({PENDING, PROCESSED, SENT, DELIVERED, FAILED})
 _FINAL = {DELIVERED: "delivered", FAILED: "failed"}
+_REPORTED_KEPT = 4096
 
 
 @dataclass(slots=True)
@@ -125,6 +126,9 @@ class DeviceChannel:
         self._online = online
         self._clock = clock
         self._pending: dict[str, Pending] = {}
+        # The last state of messages the phone reported lately: repeats and the next
+        # step need no store read (the store holds them all, for after a restart).
+        self._reported: dict[str, str] = {}
         self._wake_timer: asyncio.TimerHandle | None = None
 
     # -- Channel protocol ---------------------------------------------------------
@@ -195,7 +199,7 @@ class DeviceChannel:
         return out
 
     def known(self, message_id: str) -> bool:
-        return message_id in self._pending
+        return message_id in self._pending or message_id in self._reported
 
     def report(self, reports: list[StateReport], stored: dict[str, str]) -> None:
         """Apply the phone's state reports. `stored` holds the last stored state of
@@ -205,14 +209,17 @@ class DeviceChannel:
         now = self._now_ms()
         for rep in reports:
             item = self._pending.pop(rep.message_id, None)
-            if item is None and rep.message_id not in stored:
+            previous = self._reported.get(rep.message_id) or stored.get(rep.message_id)
+            if item is None and previous is None:
                 continue
-            previous = stored.get(rep.message_id)
             if item is not None and SEQ not in item.job.outcomes:
                 item.job.outcomes[SEQ] = outcome = PartOutcome(SEQ, self.id, rep.message_id, None)
                 self._sink(item.job)(item.job, [outcome])
             if previous == rep.state:
                 continue
+            if len(self._reported) >= _REPORTED_KEPT:
+                self._reported.pop(next(iter(self._reported)))
+            self._reported[rep.message_id] = rep.state
             self._store.message_state_nowait(
                 rep.message_id, self.device_id, rep.state, rep.error, now
             )
