@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import httpx
-
 from devkit import GatewayFactory, db, device_settings, mobile, new_code, svc
+
 from gwkit import eventually
 
 
