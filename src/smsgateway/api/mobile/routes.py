@@ -271,17 +271,35 @@ class MobileApi:
     def routes(self) -> list[BaseRoute]:
         e = self.endpoint
         return [
-            Route(f"{PREFIX}/device", e(self.register), methods=["POST"]),
-            Route(f"{PREFIX}/device", e(self.get_device), methods=["GET"]),
-            Route(f"{PREFIX}/device", e(self.patch_device), methods=["PATCH"]),
-            Route(f"{PREFIX}/message", e(self.get_messages), methods=["GET"]),
-            Route(f"{PREFIX}/message", e(self.patch_messages), methods=["PATCH"]),
-            Route(f"{PREFIX}/events", e(self.events), methods=["GET"]),
-            Route(f"{PREFIX}/webhooks", e(self.webhooks), methods=["GET"]),
-            Route(f"{PREFIX}/settings", e(self.settings), methods=["GET"]),
-            Route(f"{PREFIX}/inbox/{{device}}", e(self.inbox), methods=["POST"]),
-            Route("/mobile/link/{token}", e(self.link_page), methods=["GET"]),
-            Route("/mobile/static/{name}", e(self.static), methods=["GET"]),
+            Route(f"{PREFIX}/device", e(self.register), methods=["POST"], include_in_schema=False),
+            Route(f"{PREFIX}/device", e(self.get_device), methods=["GET"], include_in_schema=False),
+            Route(
+                f"{PREFIX}/device", e(self.patch_device), methods=["PATCH"], include_in_schema=False
+            ),
+            Route(
+                f"{PREFIX}/message", e(self.get_messages), methods=["GET"], include_in_schema=False
+            ),
+            Route(
+                f"{PREFIX}/message",
+                e(self.patch_messages),
+                methods=["PATCH"],
+                include_in_schema=False,
+            ),
+            Route(f"{PREFIX}/events", e(self.events), methods=["GET"], include_in_schema=False),
+            Route(f"{PREFIX}/webhooks", e(self.webhooks), methods=["GET"], include_in_schema=False),
+            Route(f"{PREFIX}/settings", e(self.settings), methods=["GET"], include_in_schema=False),
+            Route(
+                f"{PREFIX}/inbox/{{device}}",
+                e(self.inbox),
+                methods=["POST"],
+                include_in_schema=False,
+            ),
+            Route(
+                "/mobile/link/{token}", e(self.link_page), methods=["GET"], include_in_schema=False
+            ),
+            Route(
+                "/mobile/static/{name}", e(self.static), methods=["GET"], include_in_schema=False
+            ),
         ]
 
 
