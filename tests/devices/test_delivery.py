@@ -58,6 +58,9 @@ async def test_event_then_pull_with_the_apps_fields(
         async with client.stream("GET", "/events", headers=_bearer(device["token"])) as events:
             assert events.status_code == 200
             assert events.headers["content-type"].startswith("text/event-stream")
+            # Proxies (nginx) must pass events on as they come, not buffer them.
+            assert events.headers["x-accel-buffering"] == "no"
+            assert events.headers["cache-control"] == "no-cache"
             reader = events.aiter_lines()
             # Idle: comments keep the stream alive.
             assert await asyncio.wait_for(anext(reader), 5) == ":keepalive"

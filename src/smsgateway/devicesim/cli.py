@@ -36,6 +36,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--deliver-delay-ms", type=float, default=500.0)
     p.add_argument("--control-port", type=int, default=0, help="control API port (0: free one)")
     p.add_argument("--insecure", action="store_true", help="do not verify the server's TLS cert")
+    p.add_argument("--ca-file", default="", help="trust this CA (a self-signed server cert)")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(handler=run)
     return p
@@ -99,7 +100,7 @@ async def _main(args: argparse.Namespace) -> int:
             name=args.name,
             fail_numbers=set(args.fail_number),
             deliver_delay_s=args.deliver_delay_ms / 1000,
-            verify_tls=not args.insecure,
+            verify_tls=args.ca_file or not args.insecure,
         )
     )
     try:

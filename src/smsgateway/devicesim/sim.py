@@ -23,6 +23,7 @@ import hmac
 import json
 import logging
 import secrets
+import ssl
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -56,7 +57,8 @@ class SimConfig:
     deliver_delay_s: float = 0.05
     # Reconnect back-off for the event stream.
     retry_s: float = 0.2
-    verify_tls: bool = True
+    # False: accept any certificate; a path: trust that CA file (a self-signed cert).
+    verify_tls: bool | str = True
 
 
 @dataclass
@@ -74,7 +76,10 @@ class DeviceSim:
     def __init__(self, config: SimConfig) -> None:
         self.config = config
         self.server = config.server.rstrip("/")
-        self.http = httpx.AsyncClient(timeout=10, verify=config.verify_tls)
+        verify: bool | ssl.SSLContext = config.verify_tls is not False
+        if isinstance(config.verify_tls, str):
+            verify = ssl.create_default_context(cafile=config.verify_tls)
+        self.http = httpx.AsyncClient(timeout=10, verify=verify)
         self.device_id: str | None = None
         self.token: str | None = None
         self.login: str | None = None
