@@ -205,6 +205,18 @@ class Runtime:
         self, channel_id: int, source: str, destination: str, text: str, received_at_ms: int
     ) -> str:
         assert self.store is not None
+        # The inbound service (numbers' core/inbound.py, on MessageService) stores it
+        # and runs its hooks; without it the row goes straight to the store.
+        inbound = getattr(self.messages, "inbound", None)
+        if inbound is not None:
+            received: str = await inbound.receive(
+                channel_id=channel_id,
+                source=source,
+                destination=destination,
+                text=text,
+                received_at_ms=received_at_ms,
+            )
+            return received
         inbound_id = uuid7()
         await self.store.insert_inbound(
             inbound_id, channel_id, source, destination, text, received_at_ms
