@@ -11,7 +11,7 @@ from typing import Any
 
 from gwkit import Gateway, make_settings
 from smsgateway.core.devices import DeviceService
-from smsgateway.devicesim import DeviceSim, SimConfig
+from smsgateway.devicesim import DeviceSim, linked_phone
 from smsgateway.settings import Settings
 from smsgateway.settings_devices import DeviceSettings
 
@@ -48,10 +48,7 @@ async def phone(gw: Gateway, project_id: int, **kw: Any) -> DeviceSim:
     """A reference phone linked to the project with a fresh code, online."""
     kw.setdefault("retry_s", 0.05)
     kw.setdefault("deliver_delay_s", 0.01)
-    sim = DeviceSim(SimConfig(server=mobile(gw), code=await new_code(gw, project_id), **kw))
-    await sim.start()
-    await sim.stream_open.wait()
-    return sim
+    return await linked_phone(svc(gw), project_id, base(gw), **kw)
 
 
 async def send(
