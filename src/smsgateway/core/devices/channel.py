@@ -174,7 +174,7 @@ class DeviceChannel:
     def take(self, *, newest_first: bool = False) -> list[Pending]:
         """What the phone should send now: everything it was given and has not yet
         reported (it may have missed the answer), plus new work within the pacing
-        window. Expired messages are settled here instead."""
+        window. Jobs the message service gave up on (validity over) are dropped."""
         now = self._now_ms()
         self.drop_given_up()
         items = sorted(self._pending.values(), key=lambda p: p.created_ms, reverse=newest_first)
@@ -238,7 +238,10 @@ class DeviceChannel:
         return len(gone)
 
     def retire(self) -> None:
-        """The phone was unlinked: what it never took fails, its streams end."""
+        """The phone was unlinked: its streams end, and what it has not reported is
+        refused (DEVICE_UNLINKED), so a priority list moves on and nothing waits for a
+        phone that is gone. A message the phone took but never reported may have been
+        sent all the same; no later report can say so any more."""
         self.retired = True
         if self._wake_timer is not None:
             self._wake_timer.cancel()

@@ -26,6 +26,7 @@ import segno
 
 from ...settings_devices import DeviceSettings
 from ...store.devices import DeviceRow, DeviceStore, LinkRow
+from ...store.errors import StoreUnavailable
 from ...store.sqlite import SqliteStore
 from ..channels import OutcomeSink
 from ..errors import InvalidRequest, NotFound, RateLimited, Unauthorized, Unavailable
@@ -421,12 +422,16 @@ class DeviceService:
     def events(self, session: DeviceSession) -> Iterator[asyncio.Queue[str]]:
         if self.closed:
             raise Unavailable("gateway is stopping")
-        with self.hub.subscribe(session.row.id) as queue:
-            if session.channel.queue_depth:
-                queue.put_nowait("MessageEnqueued")  # work waited while it was away
-            yield queue
-        session.row = _seen(session.row, self._now_ms())
-        self.devices.touch_nowait(session.row.id, session.row.last_seen_at)
+        try:
+            with self.hub.subscribe(session.row.id) as queue:
+                if session.channel.queue_depth:
+                    queue.put_nowait("MessageEnqueued")  # work waited while it was away
+                yield queue
+        finally:
+            # Closed by the phone (cancelled) as often as by us: seen until now.
+            session.row = _seen(session.row, self._now_ms())
+            with contextlib.suppress(StoreUnavailable):  # a stream outliving the store
+                self.devices.touch_nowait(session.row.id, session.row.last_seen_at)
 
     def webhook_url(self, session: DeviceSession, base_url: str) -> str:
         base = (self.settings.public_url or base_url).rstrip("/")
