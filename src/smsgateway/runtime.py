@@ -185,21 +185,18 @@ class Runtime:
         self.messages.record_outcomes(job, outcomes)
 
     def _add_channel(self, channel: DeviceChannel) -> None:
-        add = getattr(self.router, "add_channel", None)
-        if add is not None:
-            add(channel)
+        assert self.router is not None
+        self.router.add_channel(channel)
 
     def _remove_channel(self, channel_id: int) -> None:
-        remove = getattr(self.router, "remove_channel", None)
-        if remove is not None:
-            remove(channel_id)
+        assert self.router is not None
+        self.router.remove_channel(channel_id)
 
     def _channel_report(
         self, channel_id: int, message_id: str, state: str, error: str | None
     ) -> None:
-        report = getattr(self.messages, "channel_report", None)
-        if report is not None:
-            report(channel_id, message_id, state, error)
+        assert self.messages is not None
+        self.messages.channel_report(channel_id, message_id, state, error)
 
     async def _device_inbound(
         self, channel_id: int, source: str, destination: str, text: str, received_at_ms: int

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from devkit import (
     GatewayFactory,
     device_settings,
@@ -24,12 +23,7 @@ from devkit import (
 )
 
 from gwkit import eventually
-from smsgateway.core.messages import MessageService
 from smsgateway.devicesim import DeviceSim
-
-pytestmark = pytest.mark.skipif(
-    not hasattr(MessageService, "send"), reason="needs MessageService.send (channels' core)"
-)
 
 APP_DATE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d\d:\d\d)")
 

@@ -17,7 +17,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from ...store.devices import DeviceStore
 from ..channels import OutcomeSink, PartOutcome, SendJob
@@ -76,24 +75,13 @@ def _created_ms(message_id: str) -> int | None:
         return None
 
 
-def job_text(job: SendJob) -> str:
-    return str(getattr(job, "text", "") or "")
-
-
-def _validity(job: SendJob) -> Any:
-    """The job's shared validity record (core.channels `Validity`), if it has one."""
-    return getattr(job, "validity", None)
-
-
 def job_validity_ms(job: SendJob) -> int | None:
-    validity = _validity(job)
-    return int(validity.until_ms) if validity is not None else None
+    return job.validity.until_ms if job.validity is not None else None
 
 
 def dropped(job: SendJob) -> bool:
     """The message service gave this try up (validity over, or a list moved on)."""
-    validity = _validity(job)
-    return bool(getattr(job, "abandoned", False)) or bool(validity is not None and validity.expired)
+    return job.abandoned or (job.validity is not None and job.validity.expired)
 
 
 class DeviceChannel:
@@ -153,10 +141,10 @@ class DeviceChannel:
         if dropped(job):
             return
         if self.retired:
-            self._give_up(Pending(job, job_text(job), now, None), "DEVICE_UNLINKED")
+            self._give_up(Pending(job, job.text, now, None), "DEVICE_UNLINKED")
             return
         created = _created_ms(job.message_id) or now
-        self._pending[job.message_id] = Pending(job, job_text(job), created, job_validity_ms(job))
+        self._pending[job.message_id] = Pending(job, job.text, created, job_validity_ms(job))
         self._store.assign_nowait(job.message_id, self.device_id, now)
         self._hub.notify(self.device_id)
 
@@ -187,9 +175,8 @@ class DeviceChannel:
                 self._wake_when_free(now)
                 break
             item.handed = True
-            validity = _validity(item.job)
-            if validity is not None:
-                validity.handed = True  # the phone has it: no expiry from here on
+            if item.job.validity is not None:
+                item.job.validity.handed = True  # the phone has it: no expiry from here on
             room -= 1
             self._window.take(now)
             self._store.message_state_nowait(
@@ -257,8 +244,7 @@ class DeviceChannel:
             self._sink(job)(job, [outcome])
 
     def _sink(self, job: SendJob) -> OutcomeSink:
-        sink: OutcomeSink | None = getattr(job, "on_outcomes", None)
-        return sink or self._on_outcomes
+        return job.on_outcomes or self._on_outcomes
 
     def _wake_when_free(self, now_ms: int) -> None:
         """Pacing held work back: tell the phone again when a slot opens."""
