@@ -24,6 +24,7 @@ from .core.admin import AdminKey
 from .core.auth import AuthService, password_hasher
 from .core.channels import PartOutcome, SendJob, SmppLink
 from .core.devices import DeviceChannel, DeviceService
+from .core.devices.metrics import DeviceCollector
 from .core.ids import uuid7
 from .core.messages import MessageService
 from .core.metrics import METRICS, LiveCollector
@@ -73,6 +74,7 @@ class Runtime:
         self._server: _QuietServer | None = None
         self._server_task: asyncio.Task[None] | None = None
         self._collector: LiveCollector | None = None
+        self._device_collector: DeviceCollector | None = None
         self._grpc: GrpcServer | None = None
         self.fast_routes: FastRoutes | None = None
         self.rest_port = 0
@@ -129,6 +131,8 @@ class Runtime:
             self._link_rows, lambda: (store.writer_batches, store.writer_units), self._pool_rows
         )
         METRICS.registry.register(self._collector)
+        self._device_collector = DeviceCollector(self.devices.metric_rows)
+        METRICS.registry.register(self._device_collector)
         services = Services(
             settings=s,
             auth=self.auth,
@@ -257,5 +261,8 @@ class Runtime:
         if self._collector is not None:
             METRICS.registry.unregister(self._collector)
             self._collector = None
+        if self._device_collector is not None:
+            METRICS.registry.unregister(self._device_collector)
+            self._device_collector = None
         if self.store is not None:
             await self.store.close()

@@ -163,6 +163,9 @@ async def test_phone_that_drops_its_stream_gets_its_queued_work(
         assert all(message_status(gw, m)[0] == "queued" for m in ids)
         info = await svc(gw).active_device(1)
         assert info is not None and info.queue_depth == 3
+        metrics = (await gw.http.get("/metrics")).text
+        labels = f'channel="{svc(gw).channel_id(1)}",project="1"'
+        assert f"smsgateway_device_queue_depth{{{labels}}} 3.0" in metrics
         await sim.go_online()
         for m in ids:
             await _delivered(gw, m)
@@ -201,9 +204,12 @@ async def test_pacing_holds_what_is_over_the_limit(
     r = await gw.http.get("/mobile/v1/message", headers=_bearer(device["token"]))
     first = [m["id"] for m in r.json()]
     assert first == ids[:2]
-    # Asking again re-offers what the phone has not reported, but nothing new.
-    r = await gw.http.get("/mobile/v1/message", headers=_bearer(device["token"]))
+    # Asking again re-offers what the phone has not reported, but nothing new; the
+    # app's processing order picks oldest or newest first.
+    r = await gw.http.get("/mobile/v1/message?order=fifo", headers=_bearer(device["token"]))
     assert [m["id"] for m in r.json()] == ids[:2]
+    r = await gw.http.get("/mobile/v1/message?order=lifo", headers=_bearer(device["token"]))
+    assert [m["id"] for m in r.json()] == ids[:2][::-1]
     # The window slides: the third goes out once the first hand-out is 1.5 s old.
     await asyncio.sleep(1.6)
     r = await gw.http.get("/mobile/v1/message", headers=_bearer(device["token"]))

@@ -278,11 +278,19 @@ class DeviceService:
     async def revoke(self, project_id: int) -> bool:
         device_id = await self.devices.revoke(project_id, self._now_ms())
         if device_id is not None:
+            log.info("device revoked", extra={"device_id": device_id, "project_id": project_id})
             self._close(device_id)
         session = self._by_project.get(project_id)
         if session is not None:  # not in the store any more, whatever the memory said
             self._close(session.row.id)
         return device_id is not None
+
+    def metric_rows(self) -> list[tuple[int, int, bool, int]]:
+        """(channel id, project id, online, queue depth) of every linked phone."""
+        return [
+            (s.channel.id, s.row.project_id, self._online(s.row.id), s.channel.queue_depth)
+            for s in self._by_device.values()
+        ]
 
     def channel_id(self, project_id: int) -> int | None:
         session = self._by_project.get(project_id)
