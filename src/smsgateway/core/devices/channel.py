@@ -165,7 +165,12 @@ class DeviceChannel:
         window. Jobs the message service gave up on (validity over) are dropped."""
         now = self._now_ms()
         self.drop_given_up()
-        items = sorted(self._pending.values(), key=lambda p: p.created_ms, reverse=newest_first)
+        # Message ids are UUIDv7: within one millisecond they still sort by creation.
+        items = sorted(
+            self._pending.values(),
+            key=lambda p: (p.created_ms, p.job.message_id),
+            reverse=newest_first,
+        )
         out = [p for p in items if p.handed]
         room = self._window.room(now)
         for item in items:
