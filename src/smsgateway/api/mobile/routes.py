@@ -24,6 +24,7 @@ from ...core.devices import (
     DeviceService,
     DeviceSession,
     InboundSms,
+    InvalidLinkCode,
     StateReport,
     parse_app_date,
 )
@@ -96,8 +97,6 @@ class MobileApi:
         if scheme.lower() != "code":
             # Basic (an account's login) and Bearer (a server-wide private token) have
             # nothing behind them here: a phone links with a project's one-time code.
-            from ...core.devices.service import InvalidLinkCode
-
             raise InvalidLinkCode()
         body = decode_json(await self._body(request), wire.RegisterBody)
         _check_sims(body.simCards)
