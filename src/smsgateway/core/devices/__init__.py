@@ -1,5 +1,6 @@
 """Android phones as a delivery channel (the "SMS Gateway for Android" app)."""
 
+from ..errors import InvalidDeviceToken, InvalidLinkCode
 from .channel import CHANNEL_ID_BASE, DeviceChannel, Pending, StateReport, channel_id_for
 from .service import (
     DeviceInfo,
@@ -7,8 +8,6 @@ from .service import (
     DeviceService,
     DeviceSession,
     InboundSms,
-    InvalidDeviceToken,
-    InvalidLinkCode,
     LinkPage,
     Registration,
     parse_app_date,

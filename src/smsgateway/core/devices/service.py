@@ -29,7 +29,15 @@ from ...store.devices import DeviceRow, DeviceStore, LinkRow
 from ...store.errors import StoreUnavailable
 from ...store.sqlite import SqliteStore
 from ..channels import OutcomeSink
-from ..errors import InvalidRequest, NotFound, RateLimited, Unauthorized, Unavailable
+from ..errors import (
+    BadSignature,
+    InvalidDeviceToken,
+    InvalidLinkCode,
+    InvalidRequest,
+    LinkNotFound,
+    TooManyCodeAttempts,
+    Unavailable,
+)
 from ..secrets import Secrets, constant_time_equals
 from .channel import APP_STATES, DeviceChannel, Pending, Reporter, StateReport
 from .events import EventHub
@@ -45,26 +53,6 @@ RemoveHook = Callable[[int], None]
 _CODE_SCOPE = "device-link"
 _CODE_DIGITS = 6
 _WEBHOOK_PATH = "/inbox"
-
-
-class InvalidDeviceToken(Unauthorized):
-    default_message = "invalid or revoked device token"
-
-
-class InvalidLinkCode(Unauthorized):
-    default_message = "invalid, used or expired one-time code"
-
-
-class TooManyCodeAttempts(RateLimited):
-    default_message = "too many wrong codes; wait a minute"
-
-
-class BadSignature(Unauthorized):
-    default_message = "invalid webhook signature"
-
-
-class LinkNotFound(NotFound):
-    default_message = "link not found"
 
 
 @dataclass(frozen=True, slots=True)
