@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 from devkit import (
     GatewayFactory,
+    db,
     device_settings,
     message_status,
     mobile,
@@ -300,5 +301,38 @@ async def test_a_phone_that_missed_the_answer_reports_again(
         await asyncio.sleep(0.1)
         assert message_status(gw, message_id)[0] == "delivered"
         assert len(sim.messages) == 1
+    finally:
+        await sim.stop()
+
+
+async def test_a_lost_outcome_is_recovered_from_the_phones_report(
+    make_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    """A crash after the phone reported Delivered but before the gateway stored the
+    outcome: after the restart the message is queued again, the phone (which knows
+    it) reports Delivered again, and that settles it."""
+    settings = device_settings(tmp_path)
+    gw = await make_gateway(settings)
+    sim = await phone(gw, 1)
+    message_id = await send(gw, 1, "reported, then lost")
+    await _delivered(gw, message_id)
+    await sim.go_offline()
+    await gw.stop()
+    # What the store holds when the outcome's unit never committed.
+    with db(gw) as conn:
+        conn.execute("DELETE FROM attempts WHERE message_id = ?", (message_id,))
+        conn.execute(
+            "UPDATE parts SET state = 'queued', smsc_id = NULL, link_id = NULL, done_at = NULL"
+            " WHERE message_id = ?",
+            (message_id,),
+        )
+        conn.execute("UPDATE messages SET status = 'queued' WHERE id = ?", (message_id,))
+    gw2 = await make_gateway(settings)
+    sim.server = mobile(gw2)
+    try:
+        assert message_status(gw2, message_id)[0] == "queued"
+        await sim.go_online()
+        await _delivered(gw2, message_id)
+        assert len(sim.messages) == 1  # reported again, not sent twice
     finally:
         await sim.stop()

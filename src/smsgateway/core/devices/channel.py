@@ -204,10 +204,13 @@ class DeviceChannel:
             previous = self._reported.get(rep.message_id) or stored.get(rep.message_id)
             if item is None and previous is None:
                 continue
-            if item is not None and SEQ not in item.job.outcomes:
+            # A pending job means the message is not submitted in the store yet, even
+            # when the phone's state is old news (a crash lost the outcome's write).
+            fresh = item is not None and SEQ not in item.job.outcomes
+            if item is not None and fresh:
                 item.job.outcomes[SEQ] = outcome = PartOutcome(SEQ, self.id, rep.message_id, None)
                 self._sink(item.job)(item.job, [outcome])
-            if previous == rep.state:
+            if previous == rep.state and not fresh:
                 continue
             if len(self._reported) >= _REPORTED_KEPT:
                 self._reported.pop(next(iter(self._reported)))
@@ -216,7 +219,7 @@ class DeviceChannel:
                 rep.message_id, self.device_id, rep.state, rep.error, now
             )
             final = _FINAL.get(rep.state)
-            if final is not None and previous not in _FINAL:
+            if final is not None and (fresh or previous not in _FINAL):
                 self._report(self.id, rep.message_id, final, rep.error)
 
     # -- lifecycle ------------------------------------------------------------------
