@@ -336,3 +336,22 @@ async def test_a_lost_outcome_is_recovered_from_the_phones_report(
         assert len(sim.messages) == 1  # reported again, not sent twice
     finally:
         await sim.stop()
+
+
+async def test_another_tenant_cannot_send_through_a_projects_phone(
+    make_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    """A native app naming the phone's channel id as its `esme` gets a refusal, and
+    the phone never sees the message."""
+    gw = await make_gateway(device_settings(tmp_path))
+    sim = await phone(gw, 1)
+    try:
+        headers = await gw.user("native@example.com")
+        r = await gw.send(headers, esme=svc(gw).channel_id(1), message="not yours")
+        body = r.json()
+        assert body["success"] is False, body
+        await eventually(lambda: message_status(gw, body["message_id"])[0] == "rejected")
+        await asyncio.sleep(0.2)
+        assert sim.messages == {}
+    finally:
+        await sim.stop()

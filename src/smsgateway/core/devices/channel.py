@@ -105,6 +105,7 @@ class DeviceChannel:
         self.id = channel_id_for(device_id)
         self.name = name or f"device-{device_id}"
         self.project_id = project_id
+        self.owner = f"project:{project_id}"
         self.retired = False
         self._store = store
         self._hub = hub
@@ -139,6 +140,11 @@ class DeviceChannel:
     def enqueue(self, job: SendJob) -> None:
         now = self._now_ms()
         if dropped(job):
+            return
+        if job.owner != self.owner:
+            # A phone sends for its own project only: another tenant naming this
+            # channel's id (a native `esme`, say) is refused, and the phone sees nothing.
+            self._give_up(Pending(job, job.text, now, None), "DEVICE_NOT_YOURS")
             return
         if self.retired:
             self._give_up(Pending(job, job.text, now, None), "DEVICE_UNLINKED")
