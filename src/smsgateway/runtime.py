@@ -25,16 +25,18 @@ from .core.auth import AuthService, password_hasher
 from .core.channels import PartOutcome, SendJob, SmppLink
 from .core.devices import DeviceChannel, DeviceService
 from .core.devices.metrics import DeviceCollector
-from .core.ids import uuid7
 from .core.messages import MessageService
 from .core.metrics import METRICS, LiveCollector
+from .core.numbers import ChannelMatcher, NumbersService, OtpHook
 from .core.ops import OpsService
 from .core.ratelimit import GlobalRateLimit
 from .core.routing import Router
 from .core.secrets import Secrets
+from .core.webhooks import WebhookDeliverer
 from .gctune import tune_for_server
 from .settings import Settings
 from .smpp.pdu import DataSm, DeliverSm
+from .store.numbers import NumbersStore
 from .store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,9 @@ class Runtime:
         self.auth: AuthService | None = None
         self.ops: OpsService | None = None
         self.devices: DeviceService | None = None
+        self.numbers: NumbersService | None = None
+        self.webhooks: WebhookDeliverer | None = None
+        self._background: list[asyncio.Task[None]] = []
         self._server: _QuietServer | None = None
         self._server_task: asyncio.Task[None] | None = None
         self._collector: LiveCollector | None = None
@@ -125,6 +130,7 @@ class Runtime:
         # Device channels exist before the message service requeues their messages.
         await self.devices.start()
         await self.messages.start()
+        await self._start_numbers(secrets)  # its inbound hook is in before any MO arrives
         await self.router.start()
         store = self.store
         self._collector = LiveCollector(
@@ -141,6 +147,8 @@ class Runtime:
             metrics=METRICS,
             ops=self.ops,
             devices=self.devices,
+            numbers=self.numbers,
+            webhooks=self.webhooks,
         )
         rest = build_app(services)
         app = self.ops.wrap(rest)
@@ -184,6 +192,27 @@ class Runtime:
             "gateway started", extra={"rest_port": self.rest_port, "grpc_port": self.grpc_port}
         )
 
+    async def _start_numbers(self, secrets: Secrets) -> None:
+        """Virtual numbers (002): the service, the OTP hook on inbound SMS, the webhook
+        deliverer (it reads the outbox left by a previous run), and their sweepers."""
+        assert self.store is not None and self.messages is not None
+        s = self.settings
+        store = NumbersStore(self.store)
+        self.webhooks = WebhookDeliverer(store, secrets, s.numbers)
+        channels = ChannelMatcher(
+            lambda: {link.id for link in s.smpp.links},
+            lambda: {pool.id: set(pool.links) for pool in s.smpp.pools},
+        )
+        self.numbers = NumbersService(store, secrets, s.numbers, channels)
+        inbound = self.messages.inbound
+        inbound.part_timeout_s = s.numbers.inbound_part_timeout_s
+        inbound.add_hook(OtpHook(channels, self.webhooks.wake))
+        await self.webhooks.start()
+        self._background += [
+            asyncio.create_task(inbound.run_sweeper(), name="inbound-parts"),
+            asyncio.create_task(self.numbers.run_expiry(), name="numbers-expiry"),
+        ]
+
     def _on_outcomes(self, job: SendJob, outcomes: list[PartOutcome]) -> None:
         assert self.messages is not None
         self.messages.record_outcomes(job, outcomes)
@@ -205,24 +234,16 @@ class Runtime:
     async def _device_inbound(
         self, channel_id: int, source: str, destination: str, text: str, received_at_ms: int
     ) -> str:
-        assert self.store is not None
-        # The inbound service (numbers' core/inbound.py, on MessageService) stores it
-        # and runs its hooks; without it the row goes straight to the store.
-        inbound = getattr(self.messages, "inbound", None)
-        if inbound is not None:
-            received: str = await inbound.receive(
-                channel_id=channel_id,
-                source=source,
-                destination=destination,
-                text=text,
-                received_at_ms=received_at_ms,
-            )
-            return received
-        inbound_id = uuid7()
-        await self.store.insert_inbound(
-            inbound_id, channel_id, source, destination, text, received_at_ms
+        """An SMS a phone received: through the inbound service, so its hooks (OTP
+        extraction, webhooks) see it as they see SMPP MO."""
+        assert self.messages is not None
+        return await self.messages.inbound.receive(
+            channel_id=channel_id,
+            source=source,
+            destination=destination,
+            text=text,
+            received_at_ms=received_at_ms,
         )
-        return inbound_id
 
     def _on_deliver(self, link: SmppLink, pdu: DeliverSm | DataSm) -> int | Awaitable[int]:
         assert self.messages is not None
@@ -258,6 +279,14 @@ class Runtime:
             await self.router.stop()
         if self.ops is not None:
             await self.ops.stop()  # after the links: their last answers are counted
+        for task in self._background:
+            task.cancel()
+        for task in self._background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._background = []
+        if self.webhooks is not None:
+            await self.webhooks.stop()
         if self._collector is not None:
             METRICS.registry.unregister(self._collector)
             self._collector = None

@@ -19,6 +19,7 @@ import msgspec
 
 from .settings_channels import ListSettings, SmsApiSettings, validate_lists
 from .settings_devices import DeviceSettings
+from .settings_numbers import NumbersSettings, validate_numbers
 from .settings_ops import (
     DashboardSettings,
     FilterSettings,
@@ -135,6 +136,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     filters: list[FilterSettings] = []
     devices: DeviceSettings = msgspec.field(default_factory=DeviceSettings)
     sms_api: SmsApiSettings = msgspec.field(default_factory=SmsApiSettings)
+    numbers: NumbersSettings = msgspec.field(default_factory=NumbersSettings)
 
     def validate(self) -> None:
         """Refuse configurations that would misbehave later, naming the key."""
@@ -180,6 +182,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise SettingsError("messages.max_parts must be within 1..255")
         try:
             self.devices.validate()
+            validate_numbers(self.numbers)
         except ValueError as exc:
             raise SettingsError(str(exc)) from exc
         from .core.ops import validate_settings  # the ops checks live with their code
@@ -212,6 +215,7 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
             "dashboard",
             "license",
             "devices",
+            "numbers",
         }:
             out.setdefault(section, {})[key] = value
     if env.get("ADMIN_API_KEY"):
