@@ -25,6 +25,7 @@ import logging
 import secrets
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -73,8 +74,12 @@ class Received:
 
 
 class DeviceSim:
-    def __init__(self, config: SimConfig) -> None:
+    def __init__(
+        self, config: SimConfig, on_received: Callable[[Received], None] | None = None
+    ) -> None:
         self.config = config
+        # Told of each new message as the phone takes it (the demo prints it).
+        self.on_received = on_received
         self.server = config.server.rstrip("/")
         verify: bool | ssl.SSLContext = config.verify_tls is not False
         if isinstance(config.verify_tls, str):
@@ -226,6 +231,8 @@ class DeviceSim:
                     raw=raw,
                 )
                 self.messages[item.id] = item
+                if self.on_received is not None:
+                    self.on_received(item)
                 self._spawn(self._send(item))
             return batch
 
