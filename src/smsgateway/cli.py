@@ -44,7 +44,9 @@ async def _run_until_signal(settings: Settings, *, demo_smsc_port: int | None = 
         await sim.start()
     runtime = Runtime(settings)
     await runtime.start()
+    phone = None
     if demo_smsc_port is not None:
+        phone = await _demo_phone(settings, runtime)
         _print_demo(settings, runtime.rest_port, demo_smsc_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -53,10 +55,43 @@ async def _run_until_signal(settings: Settings, *, demo_smsc_port: int | None = 
             loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down")
+    if phone is not None:
+        await phone.stop()
     await runtime.stop()
     if sim is not None:
         await sim.stop()
     return 0
+
+
+async def _demo_phone(settings: Settings, runtime: Any) -> Any:
+    """With OTP projects in this build: a "Demo" project and a reference phone linked
+    to it (see devicesim/demo.py), and the send-otp / verify-otp session to try."""
+    if getattr(runtime, "otp", None) is None:
+        return None
+    from .devicesim.demo import demo_project_phone
+
+    base = f"http://{settings.server.host}:{runtime.rest_port}"
+
+    def show(sms: Any) -> None:
+        print(f"demo phone got an SMS for {sms.phone_numbers[0]}: {sms.text}", flush=True)
+
+    demo = await demo_project_phone(base, settings.auth.admin_api_key, on_received=show)
+    print(
+        f"""
+OTP demo: project {demo.project_id} ("Demo") has a reference phone linked (device-sim, in
+this process); each SMS it gets is printed here. In another shell:
+
+  KEY='{demo.api_key}'
+  curl -s -X POST {base}/v1/send-otp -H "X-SMX-API-Key: $KEY" \\
+       -H 'Content-Type: application/json' -d '{{"to":"+447700900123"}}'
+  # the phone's SMS with the code shows up here; then, with the verificationId:
+  curl -s -X POST {base}/v1/verify-otp -H "X-SMX-API-Key: $KEY" \\
+       -H 'Content-Type: application/json' \\
+       -d '{{"verificationId":"<verificationId>","otp":"<code>"}}'
+""",
+        flush=True,
+    )
+    return demo.phone
 
 
 def _load(args: argparse.Namespace) -> Settings:
@@ -203,9 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.set_defaults(handler=cmd_user_create)
 
     from . import license_cli
+    from .devicesim import cli as devicesim_cli
     from .smscsim import cli as smscsim_cli
 
     smscsim_cli.add_parser(sub)
+    devicesim_cli.add_parser(sub)
     license_cli.add_parser(sub)
     return parser
 

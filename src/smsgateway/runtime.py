@@ -23,12 +23,13 @@ from .api.services import Services
 from .core.admin import AdminKey
 from .core.auth import AuthService, password_hasher
 from .core.channels import PartOutcome, SendJob, SmppLink
+from .core.devices import DeviceChannel, DeviceService
+from .core.devices.metrics import DeviceCollector
 from .core.messages import MessageService
 from .core.metrics import METRICS, LiveCollector
 from .core.numbers import ChannelMatcher, NumbersService, OtpHook
 from .core.oneshot import OneShotService
 from .core.ops import OpsService
-from .core.otp.ports import Devices
 from .core.otp.wiring import OtpServices, build_otp
 from .core.ratelimit import GlobalRateLimit
 from .core.routing import Router
@@ -75,8 +76,7 @@ class Runtime:
         self.messages: MessageService | None = None
         self.auth: AuthService | None = None
         self.ops: OpsService | None = None
-        # DeviceService (core/devices) once wired; None means "no device linked".
-        self.devices: Devices | None = None
+        self.devices: DeviceService | None = None
         self.otp: OtpServices | None = None
         self.numbers: NumbersService | None = None
         self.webhooks: WebhookDeliverer | None = None
@@ -85,6 +85,7 @@ class Runtime:
         self._server: _QuietServer | None = None
         self._server_task: asyncio.Task[None] | None = None
         self._collector: LiveCollector | None = None
+        self._device_collector: DeviceCollector | None = None
         self._grpc: GrpcServer | None = None
         self.fast_routes: FastRoutes | None = None
         self.rest_port = 0
@@ -121,8 +122,20 @@ class Runtime:
             data_dir=self.data_dir,
             ports=lambda: (self.rest_port, self.grpc_port),
         )
+        self.devices = DeviceService(
+            self.store,
+            secrets,
+            s.devices,
+            on_outcomes=self._on_outcomes,
+            report=self._channel_report,
+            inbound=self._device_inbound,
+            add_channel=self._add_channel,
+            remove_channel=self._remove_channel,
+        )
         # Before the links start: license holds and paces apply to their first bind.
         await self.ops.start(METRICS.registry)
+        # Device channels exist before the message service requeues their messages.
+        await self.devices.start()
         await self.messages.start()
         await self._start_numbers(secrets)  # its inbound hook is in before any MO arrives
         await self.router.start()
@@ -142,6 +155,8 @@ class Runtime:
             self._link_rows, lambda: (store.writer_batches, store.writer_units), self._pool_rows
         )
         METRICS.registry.register(self._collector)
+        self._device_collector = DeviceCollector(self.devices.metric_rows)
+        METRICS.registry.register(self._device_collector)
         services = Services(
             settings=s,
             auth=self.auth,
@@ -150,6 +165,7 @@ class Runtime:
             metrics=METRICS,
             ops=self.ops,
             otp=self.otp,
+            devices=self.devices,
             numbers=self.numbers,
             webhooks=self.webhooks,
             tokens=self.tokens,
@@ -229,6 +245,34 @@ class Runtime:
         assert self.messages is not None
         self.messages.record_outcomes(job, outcomes)
 
+    def _add_channel(self, channel: DeviceChannel) -> None:
+        assert self.router is not None
+        self.router.add_channel(channel)
+
+    def _remove_channel(self, channel_id: int) -> None:
+        assert self.router is not None
+        self.router.remove_channel(channel_id)
+
+    def _channel_report(
+        self, channel_id: int, message_id: str, state: str, error: str | None
+    ) -> None:
+        assert self.messages is not None
+        self.messages.channel_report(channel_id, message_id, state, error)
+
+    async def _device_inbound(
+        self, channel_id: int, source: str, destination: str, text: str, received_at_ms: int
+    ) -> str:
+        """An SMS a phone received: through the inbound service, so its hooks (OTP
+        extraction, webhooks) see it as they see SMPP MO."""
+        assert self.messages is not None
+        return await self.messages.inbound.receive(
+            channel_id=channel_id,
+            source=source,
+            destination=destination,
+            text=text,
+            received_at_ms=received_at_ms,
+        )
+
     def _on_deliver(self, link: SmppLink, pdu: DeliverSm | DataSm) -> int | Awaitable[int]:
         assert self.messages is not None
         return self.messages.on_deliver(link, pdu)
@@ -248,6 +292,8 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop taking requests, let answers finish, unbind links, flush the store."""
+        if self.devices is not None:
+            await self.devices.stop()  # ends the phones' SSE streams: the server can stop
         if self._grpc is not None:
             await self._grpc.stop()
             self._grpc = None
@@ -274,5 +320,8 @@ class Runtime:
         if self._collector is not None:
             METRICS.registry.unregister(self._collector)
             self._collector = None
+        if self._device_collector is not None:
+            METRICS.registry.unregister(self._device_collector)
+            self._device_collector = None
         if self.store is not None:
             await self.store.close()

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import msgspec
 
 from .settings_channels import ListSettings, SmsApiSettings, validate_lists
+from .settings_devices import DeviceSettings
 from .settings_numbers import NumbersSettings, validate_numbers
 from .settings_oauth import OAuthSettings
 from .settings_ops import (
@@ -136,6 +137,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     license: LicenseSettings = msgspec.field(default_factory=LicenseSettings)
     filters: list[FilterSettings] = []
     otp: OtpSettings = msgspec.field(default_factory=OtpSettings)
+    devices: DeviceSettings = msgspec.field(default_factory=DeviceSettings)
     sms_api: SmsApiSettings = msgspec.field(default_factory=SmsApiSettings)
     numbers: NumbersSettings = msgspec.field(default_factory=NumbersSettings)
     oauth: OAuthSettings = msgspec.field(default_factory=OAuthSettings)
@@ -184,6 +186,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise SettingsError("messages.max_parts must be within 1..255")
         try:
             self.otp.validate()
+            self.devices.validate()
             validate_numbers(self.numbers)
         except ValueError as exc:
             raise SettingsError(str(exc)) from exc
@@ -218,6 +221,7 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
             "dashboard",
             "license",
             "otp",
+            "devices",
             "numbers",
             "oauth",
         }:

@@ -315,6 +315,8 @@ def build_openapi(routes: list[BaseRoute], *, title: str, version: str) -> dict[
     for route in routes:
         if not isinstance(route, Route) or not route.methods:
             continue
+        if not route.include_in_schema:
+            continue  # another program's protocol (the Android app's), documented apart
         for method in sorted(route.methods - {"HEAD"}):
             op = OPERATIONS.get((method, route.path)) or _default_op(method, route.path)
             ops.append((method, route.path, op))

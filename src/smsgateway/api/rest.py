@@ -28,6 +28,7 @@ from ..core.messages import SendRequest
 from ..core.ratelimit import QUOTA_SCOPE_KEY, LoginGuard
 from .fastpath import Answer, FastHandler, FastRequest, FastRoutes
 from .http import client_ip, decode_json, encode_json, forwarded_client, json_response, read_body
+from .mobile import mobile_routes
 from .numbers import numbers_routes
 from .oauth import oauth_routes
 from .oneshot import oneshot_routes
@@ -407,7 +408,8 @@ def build_app(services: Services) -> ExactRoutes:
         + otp_routes(api)
         + numbers_routes(api)
         + oauth_routes(api)
-        + oneshot_routes(api),
+        + oneshot_routes(api)
+        + mobile_routes(services),
         exception_handlers={HTTPException: _http_error, 500: _server_error},
     )
     from .openapi import build_openapi

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from ..core.admin import AdminKey
 from ..core.auth import AuthService
+from ..core.devices import DeviceService
 from ..core.messages import MessageService
 from ..core.metrics import Metrics
 from ..core.numbers.service import NumbersService
@@ -28,6 +29,8 @@ class Services:
     ops: OpsService | None = None
     # OTP projects: projects, keys, verifications, the /v1 API (core/otp).
     otp: OtpServices | None = None
+    # Linked Android phones (core/devices): the /mobile face and project device links.
+    devices: DeviceService | None = None
     # Virtual numbers (document 002) and the webhook deliverer (core/numbers, core/webhooks).
     numbers: NumbersService | None = None
     webhooks: WebhookDeliverer | None = None

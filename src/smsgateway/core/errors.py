@@ -217,6 +217,27 @@ class RetryLater(RateLimited):
 
 class DeviceServiceMissing(Unavailable):
     default_message = "device linking is not available on this gateway"
+# Android devices (issue 12): the /mobile/v1 face answers these as the app expects.
+
+
+class InvalidDeviceToken(Unauthorized):
+    default_message = "invalid or revoked device token"
+
+
+class InvalidLinkCode(Unauthorized):
+    default_message = "invalid, used or expired one-time code"
+
+
+class TooManyCodeAttempts(RateLimited):
+    default_message = "too many wrong codes; wait a minute"
+
+
+class BadSignature(Unauthorized):
+    default_message = "invalid webhook signature"
+
+
+class LinkNotFound(NotFound):
+    default_message = "link not found"
 
 
 def catalogue() -> list[type[GatewayError]]:
