@@ -23,6 +23,7 @@ from .api.services import Services
 from .core.admin import AdminKey
 from .core.auth import AuthService, password_hasher
 from .core.channels import PartOutcome, SendJob, SmppLink
+from .core.console import ConsoleService
 from .core.messages import MessageService
 from .core.metrics import METRICS, LiveCollector
 from .core.ops import OpsService
@@ -67,6 +68,7 @@ class Runtime:
         self.messages: MessageService | None = None
         self.auth: AuthService | None = None
         self.ops: OpsService | None = None
+        self.console: ConsoleService | None = None
         self._server: _QuietServer | None = None
         self._server_task: asyncio.Task[None] | None = None
         self._collector: LiveCollector | None = None
@@ -114,13 +116,25 @@ class Runtime:
             self._link_rows, lambda: (store.writer_batches, store.writer_units), self._pool_rows
         )
         METRICS.registry.register(self._collector)
+        admin_key = AdminKey(s.auth.admin_api_key, open_registration=s.auth.open_registration)
+        self.console = ConsoleService(
+            s.console,
+            store=self.store,
+            ops=self.ops,
+            auth=self.auth,
+            admin_key=admin_key,
+            metrics=METRICS,
+            data_dir=self.data_dir,
+        )
+        await self.console.start()
         services = Services(
             settings=s,
             auth=self.auth,
             messages=self.messages,
-            admin_key=AdminKey(s.auth.admin_api_key, open_registration=s.auth.open_registration),
+            admin_key=admin_key,
             metrics=METRICS,
             ops=self.ops,
+            console=self.console,
         )
         rest = build_app(services)
         app = self.ops.wrap(rest)
@@ -187,6 +201,8 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop taking requests, let answers finish, unbind links, flush the store."""
+        if self.console is not None:
+            await self.console.stop()  # ends live streams, which never finish alone
         if self._grpc is not None:
             await self._grpc.stop()
             self._grpc = None

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from .settings_console import ConsoleSettings, LogSettings, validate_console
 from .settings_ops import (
     DashboardSettings,
     FilterSettings,
@@ -127,6 +128,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     dashboard: DashboardSettings = msgspec.field(default_factory=DashboardSettings)
     license: LicenseSettings = msgspec.field(default_factory=LicenseSettings)
     filters: list[FilterSettings] = []
+    console: ConsoleSettings = msgspec.field(default_factory=ConsoleSettings)
+    log: LogSettings = msgspec.field(default_factory=LogSettings)
 
     def validate(self) -> None:
         """Refuse configurations that would misbehave later, naming the key."""
@@ -146,6 +149,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 )
             for cidr in link.allowed_ips:
                 _parse_cidr(cidr, f"smpp.links[{link.id}].allowed_ips")
+            _check_bind(link)
         link_ids = set(seen)
         for pool in self.smpp.pools:
             if pool.id in seen:
@@ -170,8 +174,34 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
         try:
             validate_settings(self)
+            validate_console(self.console)
         except ValueError as exc:
             raise SettingsError(str(exc)) from exc
+
+
+# SMPP 3.4 section 4.1.1: C-Octet String fields, maximum lengths without the NUL.
+_BIND_FIELD_MAX = {"system_id": 15, "password": 8, "system_type": 12}
+
+
+def _check_bind(link: LinkSettings) -> None:
+    """A bind the SMSC can never accept is refused here, naming the key, rather than
+    retried forever at run time."""
+    for key, limit in _BIND_FIELD_MAX.items():
+        value: str = getattr(link, key)
+        if not value.isascii():
+            raise SettingsError(f"smpp.links[{link.id}].{key} must be ASCII")
+        if len(value) > limit:
+            raise SettingsError(
+                f"smpp.links[{link.id}].{key} is {len(value)} octets; SMPP 3.4 allows"
+                f" at most {limit}"
+            )
+    if link.interface_version not in ("3.3", "3.4"):
+        raise SettingsError(f'smpp.links[{link.id}].interface_version must be "3.4" or "3.3"')
+    if link.interface_version == "3.3" and link.bind_mode == "transceiver":
+        raise SettingsError(
+            f"smpp.links[{link.id}].bind_mode: SMPP 3.3 has no transceiver bind;"
+            " use transmitter or receiver, or interface_version 3.4"
+        )
 
 
 def _parse_cidr(text: str, where: str) -> None:
@@ -195,6 +225,8 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
             "ratelimit",
             "dashboard",
             "license",
+            "console",
+            "log",
         }:
             out.setdefault(section, {})[key] = value
     if env.get("ADMIN_API_KEY"):

@@ -106,6 +106,19 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/api/v1/admin/metrics/campaigns"): Op(
         "Campaign counts per link, paged", "admin", errors=(400,), query=("page", "limit")
     ),
+    ("GET", "/api/v1/admin/messages"): Op(
+        "Search every tenant's messages (query: message_id, transaction_id, destination,"
+        " owner, status, since, until as Unix ms or ISO-8601, limit); admin key or a"
+        " console session",
+        "admin",
+        errors=(400,),
+        query=("limit",),
+    ),
+    ("GET", "/api/v1/admin/messages/{message_id}"): Op(
+        "One message with its parts (SMSC id, state, receipt time) and attempts",
+        "admin",
+        errors=(404,),
+    ),
     ("POST", "/api/v1/settings/license/upload"): Op(
         "Upload a signed license", "jwt", errors=(400, 503), upload="license"
     ),
@@ -148,7 +161,7 @@ def _security(auth: str) -> list[dict[str, list[str]]]:
 def build_openapi(routes: list[BaseRoute], *, title: str, version: str) -> dict[str, Any]:
     ops: list[tuple[str, str, Op]] = []
     for route in routes:
-        if not isinstance(route, Route) or not route.methods:
+        if not isinstance(route, Route) or not route.methods or not route.include_in_schema:
             continue
         for method in sorted(route.methods - {"HEAD"}):
             op = OPERATIONS.get((method, route.path)) or _default_op(method, route.path)

@@ -26,6 +26,7 @@ from ..core.auth import Principal
 from ..core.errors import GatewayError, from_exception
 from ..core.messages import SendRequest
 from ..core.ratelimit import QUOTA_SCOPE_KEY, LoginGuard
+from .console import console_routes
 from .fastpath import Answer, FastHandler, FastRequest, FastRoutes
 from .http import client_ip, decode_json, encode_json, forwarded_client, json_response, read_body
 from .ops import ops_routes
@@ -398,7 +399,7 @@ class ExactRoutes:
 def build_app(services: Services) -> ExactRoutes:
     api = NativeApi(services)
     app = Starlette(
-        routes=api.routes() + ops_routes(api),
+        routes=api.routes() + ops_routes(api) + console_routes(api),
         exception_handlers={HTTPException: _http_error, 500: _server_error},
     )
     from .openapi import build_openapi

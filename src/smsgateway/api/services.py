@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from ..core.admin import AdminKey
 from ..core.auth import AuthService
+from ..core.console import ConsoleService
 from ..core.messages import MessageService
 from ..core.metrics import Metrics
 from ..core.ops import OpsService
@@ -21,3 +22,5 @@ class Services:
     metrics: Metrics
     # Dashboard, settings, link control, admin panel, rate limits (core/ops.py).
     ops: OpsService | None = None
+    # The operator console's sessions, time series and live topics (core/console/).
+    console: ConsoleService | None = None

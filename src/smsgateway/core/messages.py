@@ -637,6 +637,10 @@ class MessageService:
         system_id = self.router.remote_system_id(esme)
         persist = channel.bound
         error = "" if persist else f"link is {channel.status.lower()}"
+        links = [channel] if isinstance(channel, SmppLink) else channel.members
+        refused = [lk.client.last_bind_error for lk in links if lk.client.last_bind_error]
+        if not persist and refused:
+            error += f" (last bind error: {refused[0]})"
         return LinkCheck(persist=persist, system_id=system_id, error=error)
 
     def _job_from_rows(self, item: MessageWithParts) -> SendJob:
