@@ -28,6 +28,7 @@ from .assets import Asset, load_assets
 from .pages import page, pages
 from .security import (
     COOKIE,
+    CrossOrigin,
     check_same_origin,
     clear_session_cookie,
     harden,
@@ -96,6 +97,16 @@ class ConsoleApi:
                 check_same_origin(request)
                 response = await handler(request)
             except Exception as exc:
+                if isinstance(exc, CrossOrigin):
+                    log.warning(
+                        "cross-origin console request refused",
+                        extra={
+                            "path": request.url.path,
+                            "sec_fetch_site": request.headers.get("sec-fetch-site", ""),
+                            "origin": request.headers.get("origin", ""),
+                            "with_session": COOKIE in request.cookies,
+                        },
+                    )
                 status, body = self.api._failure(exc, f"console_{route}")
                 response = Response(body, status, media_type="application/json")
                 quota = self.api._quota(request.scope)
@@ -301,8 +312,13 @@ class EventStream(Response):
                     await self._write(send, b"event: expired\ndata: {}\n\n", heartbeat)
                     break
                 event = await sub.next(min(heartbeat, left))
+                if event is None and sub.dropped:
+                    # Its queue overflowed: end without a clean finish, so the server
+                    # closes the connection instead of keeping it for another request.
+                    log.warning("console stream dropped: the client reads too slowly")
+                    return
                 if event is None:
-                    break  # closed: client gone, too slow, or shutting down
+                    break  # closed: client gone, or shutting down
                 if isinstance(event, tuple):
                     topic, data = event
                     chunk = b"event: " + topic.encode() + b"\ndata: " + data + b"\n\n"
@@ -312,7 +328,10 @@ class EventStream(Response):
                     # The client takes nothing: drop it instead of buffering for it.
                     log.warning("console stream dropped: the client reads too slowly")
                     return
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            async with asyncio.timeout(heartbeat):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except TimeoutError:
+            log.warning("console stream dropped: the client reads too slowly")
         finally:
             hub.unsubscribe(sub)
             watcher.cancel()

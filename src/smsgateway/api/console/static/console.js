@@ -25,7 +25,7 @@
             else if (key === "dataset") Object.assign(node.dataset, value);
             else node.setAttribute(key, value === true ? "" : String(value));
         }
-        for (const child of children.flat()) {
+        for (const child of children.flat(Infinity)) {
             if (child === null || child === undefined) continue;
             node.append(child instanceof Node ? child : document.createTextNode(String(child)));
         }
@@ -142,7 +142,9 @@
         state.page = { page, ctx };
         await page.render(ctx, snapshot.data);
         root.dataset.ready = "true";
-        if (token === state.nav && meta.topics && meta.topics.length) openStream(meta, page, ctx, token);
+        if (token !== state.nav) return;
+        if (meta.topics && meta.topics.length) openStream(meta, page, ctx, token);
+        else setLive("off", "not live");
     }
 
     function openStream(meta, page, ctx, token) {

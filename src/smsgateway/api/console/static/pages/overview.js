@@ -15,6 +15,11 @@
         return data;
     }
 
+    function window_(span) {
+        // The x axis always spans the whole window, ending at the newest point.
+        return (u, min, max) => [max - span, max];
+    }
+
     function chart(target, title, unit, points) {
         const box = el("figure", { class: "chart" }, el("figcaption", { text: title }));
         target.append(box);
@@ -22,7 +27,7 @@
         const plot = new uPlot({
             width,
             height: 220,
-            scales: { x: { time: true } },
+            scales: { x: { time: true, range: window_(unit === "per s" ? SECONDS : MINUTES * 60) } },
             axes: [{}, { label: unit }],
             series: [{}].concat(LABELS.map((label, i) => ({
                 label: label + (unit === "per s" ? "/s" : "/min"),
@@ -98,7 +103,7 @@
         const stats = el("div", { class: "stats" },
             stat("rps", "Requests/s"), stat("mps", "Messages/s"), stat("eps", "Errors/s"),
             stat("requests", "Requests since start"), stat("messages", "Messages since start"),
-            stat("errors", "Errors since start"), stat("stored", "Messages stored"),
+            stat("errors", "Errors since start"), stat("stored", "Messages stored (10 s)"),
             stat("queue", "Queued for links"), stat("bound", "Links bound"));
         const system = el("div", { class: "stats" },
             meter("cpu", "CPU"), meter("ram", "RAM"), meter("disk", "Disk"),
