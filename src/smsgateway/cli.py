@@ -126,8 +126,7 @@ smsgateway is running on {base} with the built-in SMSC simulator on 127.0.0.1:{s
   # then, with the message_id from the answer (receipts arrive after 0.5 s):
   curl -s -X POST {base}/api/v1/sms/info -H "Authorization: Bearer $TOKEN" -H 'X-App-ID: 1' \\
        -d '{{"esme":1,"message_id":"<message_id>"}}'
-
-The operator console: {base}/console (sign in with the admin key); the API: {base}/docs
+  # the operator console: {base}/console (sign in with the admin key), the API: {base}/docs
 
 Press Ctrl-C to stop.
 """,

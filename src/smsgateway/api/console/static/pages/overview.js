@@ -23,7 +23,9 @@
     function chart(target, title, unit, points) {
         const box = el("figure", { class: "chart" }, el("figcaption", { text: title }));
         target.append(box);
-        const width = Math.max(320, Math.min(900, (target.clientWidth || 900) - 16));
+        // Two charts side by side when there is room for both.
+        const room = target.clientWidth || 900;
+        const width = Math.max(320, Math.min(900, (room > 1000 ? room / 2 : room) - 28));
         const plot = new uPlot({
             width,
             height: 220,
@@ -33,7 +35,6 @@
                 label: label + (unit === "per s" ? "/s" : "/min"),
                 stroke: COLORS[i],
                 width: 2,
-                points: { show: false },
             }))),
         }, columns(points), box);
         return { box, plot, points: points.slice() };
