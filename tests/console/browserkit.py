@@ -54,9 +54,9 @@ class Watched:
         return path
 
 
-async def watched_page(context: BrowserContext, *, allow_401: bool = True) -> Watched:
-    """A page on `context`; a 401 the console answers (signed out) is expected, not
-    an error: the browser logs every failed request as a console error."""
+async def watched_page(context: BrowserContext, *, allow_401: bool = False) -> Watched:
+    """A page on `context`. The browser logs every 4xx answer as a console error;
+    `allow_401` is for tests that mean to be refused (a wrong password)."""
     page = await context.new_page()
     watched = Watched(page)
 

@@ -168,6 +168,7 @@ class ConsoleApi:
 
     def _session_view(self, session: ConsoleSession) -> dict[str, Any]:
         return {
+            "signed_in": True,
             "actor": session.actor,
             "expires_at": session.expires_at_ms,
             "pages": [
@@ -175,7 +176,11 @@ class ConsoleApi:
             ],
         }
 
-    async def session(self, request: Request, session: ConsoleSession) -> Response:
+    async def session(self, request: Request) -> Response:
+        """Who is signed in; a 200 either way, so a signed-out page logs no error."""
+        session = await self.console.sessions.resolve(request.cookies.get(COOKIE))
+        if session is None:
+            return json_response({"signed_in": False})
         return json_response(self._session_view(session))
 
     # -- pages -----------------------------------------------------------------------
@@ -254,7 +259,7 @@ class ConsoleApi:
             hidden("/console/static/{path:path}", g("static", self.static)),
             hidden("/console/api/login", g("login", self.login), "POST"),
             hidden("/console/api/logout", g("logout", self.logout), "POST"),
-            hidden("/console/api/session", s("session", self.session)),
+            hidden("/console/api/session", g("session", self.session)),
             hidden("/console/api/pages/{name}", s("snapshot", self.snapshot)),
             hidden("/console/api/stream", s("stream", self.stream)),
             hidden("/console/api/links/{id}/toggle", s("toggle", self.toggle), "POST"),

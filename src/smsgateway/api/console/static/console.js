@@ -169,9 +169,13 @@
             }
             setLive("off", "offline");
             try {
-                await api("GET", "/console/api/session");
+                const session = await api("GET", "/console/api/session");
+                if (!session.signed_in) {
+                    showLogin("Your session has ended: sign in again.");
+                    return;
+                }
             } catch (e) {
-                return; // a 401 has shown the sign-in form
+                // the gateway is away: try again below
             }
             if (token === state.nav) setTimeout(() => token === state.nav && openStream(meta, page, ctx, token), 3000);
         };
@@ -217,9 +221,11 @@
         document.getElementById("logout").addEventListener("click", signOut);
         window.addEventListener("hashchange", navigate);
         try {
-            showApp(await api("GET", "/console/api/session"));
+            const session = await api("GET", "/console/api/session");
+            if (session.signed_in) showApp(session);
+            else showLogin("");
         } catch (e) {
-            showLogin(e.status === 401 ? "" : e.message);
+            showLogin(e.message);
         }
     }
 
