@@ -374,3 +374,28 @@ async def test_admin_message_search(tmp_path: Path, make_sim: Any, make_gateway:
 
 async def _all_delivered(ids: Any, n: int) -> bool:
     return len(await ids(status="delivered")) == n
+
+
+async def test_signing_out_ends_the_sessions_live_streams(
+    tmp_path: Path, make_sim: Any, make_gateway: Any
+) -> None:
+    sim = await make_sim()
+    gw: Gateway = await make_gateway(make_settings(tmp_path, [link_to(sim)]))
+    console = gw.runtime.console
+    assert console is not None
+    mine, theirs = await sign_in(gw), await sign_in(gw)
+    async with (
+        httpx.AsyncClient(base_url=str(gw.http.base_url), timeout=15) as a,
+        httpx.AsyncClient(base_url=str(gw.http.base_url), timeout=15) as b,
+        a.stream("GET", "/console/api/stream?page=links", headers=with_session(mine)) as s1,
+        b.stream("GET", "/console/api/stream?page=links", headers=with_session(theirs)) as s2,
+    ):
+        await eventually(lambda: console.hub.subscribers == 2)
+        r = await gw.http.post("/console/api/logout", headers=with_session(mine, **origin(gw)))
+        assert r.status_code == 200
+        lines = [line async for line in s1.aiter_lines()]  # ends: the server closed it
+        assert lines[0] == "retry: 3000"
+        assert console.hub.subscribers == 1
+        async for line in s2.aiter_lines():  # the other session's stream goes on
+            if line == "event: links":
+                break

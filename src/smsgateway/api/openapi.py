@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 from starlette.routing import BaseRoute, Route
 
+from ..core.console.messages import AdminMessageAnswer, AdminMessagesAnswer
 from ..core.messages import LinkCheck, MessageInfo, SendResult
 from .ops import FilterBody, ProxyUserBody, ToggleBody
 from .rest import EsmeBody, InfoBody, LoginBody, RegisterBody, SendBody, UserIdBody
@@ -111,12 +112,14 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         " owner, status, since, until as Unix ms or ISO-8601, limit); admin key or a"
         " console session",
         "admin",
+        answer=AdminMessagesAnswer,
         errors=(400,),
         query=("limit",),
     ),
     ("GET", "/api/v1/admin/messages/{message_id}"): Op(
         "One message with its parts (SMSC id, state, receipt time) and attempts",
         "admin",
+        answer=AdminMessageAnswer,
         errors=(404,),
     ),
     ("POST", "/api/v1/settings/license/upload"): Op(

@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from ...core.console import ConsoleService, ConsoleSession, Subscriber, build_query
+from ...core.console.messages import AdminMessageAnswer, AdminMessagesAnswer
 from ...core.errors import InvalidAdminKey, InvalidRequest, NotFound, Unauthorized
 from ..http import client_ip, decode_json, json_response
 from .assets import Asset, load_assets
@@ -161,7 +162,7 @@ class ConsoleApi:
         return response
 
     async def logout(self, request: Request) -> Response:
-        await self.console.sessions.logout(request.cookies.get(COOKIE))
+        await self.console.logout(request.cookies.get(COOKIE))
         response = json_response({"signed_out": True})
         clear_session_cookie(response, request)
         return response
@@ -201,7 +202,7 @@ class ConsoleApi:
         found = page(request.query_params.get("page", ""))
         if found is None:
             raise PageNotFound()
-        sub = self.console.hub.subscribe(found.topics)
+        sub = self.console.hub.subscribe(found.topics, session.key)
         return EventStream(sub, self.console, session)
 
     async def toggle(self, request: Request, session: ConsoleSession) -> Response:
@@ -235,12 +236,12 @@ class ConsoleApi:
             limit=q.get("limit", ""),
         )
         rows = await self.console.messages.search(query)
-        return json_response({"success": True, "data": rows})
+        return json_response(AdminMessagesAnswer(True, rows))
 
     async def admin_message(self, request: Request) -> Response:
         await self._admin_or_session(request)
         detail = await self.console.messages.get(str(request.path_params["message_id"]))
-        return json_response({"success": True, "data": detail})
+        return json_response(AdminMessageAnswer(True, detail))
 
     # -- routes ----------------------------------------------------------------------
 

@@ -26,8 +26,9 @@ class TooManyStreams(Unavailable):
 
 
 class Subscriber:
-    def __init__(self, topics: Iterable[str], queue_size: int) -> None:
+    def __init__(self, topics: Iterable[str], queue_size: int, owner: str = "") -> None:
         self.topics = frozenset(topics)
+        self.owner = owner  # the session it belongs to: signing out ends its streams
         self.queue: asyncio.Queue[Event | None] = asyncio.Queue(queue_size)
         self.dropped = False
         self.closed = False
@@ -68,10 +69,10 @@ class Hub:
         self._subs: set[Subscriber] = set()
         self.dropped = 0
 
-    def subscribe(self, topics: Iterable[str]) -> Subscriber:
+    def subscribe(self, topics: Iterable[str], owner: str = "") -> Subscriber:
         if len(self._subs) >= self.max_subscribers:
             raise TooManyStreams()
-        sub = Subscriber(topics, self.queue_size)
+        sub = Subscriber(topics, self.queue_size, owner)
         self._subs.add(sub)
         return sub
 
@@ -92,6 +93,13 @@ class Hub:
             if topic in sub.topics and not sub.offer(event):
                 self._subs.discard(sub)
                 self.dropped += sub.dropped
+
+    def close_owner(self, owner: str) -> int:
+        """End every stream of one session; how many there were."""
+        mine = [sub for sub in self._subs if sub.owner == owner]
+        for sub in mine:
+            self.unsubscribe(sub)
+        return len(mine)
 
     def close(self) -> None:
         for sub in list(self._subs):

@@ -11,6 +11,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from ...store.console import ConsoleStore, MessageQuery, has_owner_column
 from ...store.models import MessageRow, PartRow
 from ..errors import InvalidRequest, MessageNotFound, store_errors
@@ -109,12 +111,64 @@ def build_query(
     )
 
 
+class AdminMessage(msgspec.Struct, kw_only=True):
+    """A message as the admin search lists it (any tenant's)."""
+
+    message_id: str
+    owner: str  # app:<id>, oauth:<client>, project:<id>, numbers:<id>
+    app_id: int
+    esme: int  # the link, pool or list it was sent through
+    link_id: int | None
+    source: str
+    destination: str
+    status: str
+    error: str
+    mode: str
+    encoding: str
+    parts_total: int
+    transaction_id: str
+    campaign: str
+    created_at: int  # Unix ms
+    updated_at: int
+
+
+class AdminMessageFull(AdminMessage, kw_only=True):
+    text: str
+
+
+class AdminPart(msgspec.Struct, kw_only=True):
+    seq: int
+    link_id: int | None
+    smsc_id: str
+    state: str
+    error: str
+    submitted_at: int | None
+    receipt_at: int | None  # when a receipt (or a final refusal) settled it
+    updated_at: int
+
+
+class AdminMessageDetail(msgspec.Struct, kw_only=True):
+    message: AdminMessageFull
+    parts: list[AdminPart]
+    attempts: list[dict[str, Any]]  # rows of the attempts table, column by column
+
+
+class AdminMessagesAnswer(msgspec.Struct):
+    success: bool
+    data: list[AdminMessage]
+
+
+class AdminMessageAnswer(msgspec.Struct):
+    success: bool
+    data: AdminMessageDetail
+
+
 def _owner(row: MessageRow) -> str:
     own = getattr(row, "owner", None)
     return str(own) if own else f"app:{row.app_id}"
 
 
-def message_view(row: MessageRow) -> dict[str, Any]:
+def _fields(row: MessageRow) -> dict[str, Any]:
     return {
         "message_id": row.id,
         "owner": _owner(row),
@@ -135,40 +189,41 @@ def message_view(row: MessageRow) -> dict[str, Any]:
     }
 
 
-def part_view(part: PartRow) -> dict[str, Any]:
-    return {
-        "seq": part.seq,
-        "link_id": part.link_id,
-        "smsc_id": part.smsc_id or "",
-        "state": "queued" if part.state == "sending" else part.state,
-        "error": part.error or "",
-        "submitted_at": part.submitted_at,
-        # done_at is when a receipt (or a final refusal) settled the part.
-        "receipt_at": part.done_at,
-        "updated_at": part.updated_at,
-    }
+def message_view(row: MessageRow) -> AdminMessage:
+    return AdminMessage(**_fields(row))
+
+
+def part_view(part: PartRow) -> AdminPart:
+    return AdminPart(
+        seq=part.seq,
+        link_id=part.link_id,
+        smsc_id=part.smsc_id or "",
+        state="queued" if part.state == "sending" else part.state,
+        error=part.error or "",
+        submitted_at=part.submitted_at,
+        receipt_at=part.done_at,
+        updated_at=part.updated_at,
+    )
 
 
 class AdminMessages:
     def __init__(self, store: ConsoleStore) -> None:
         self._store = store
 
-    async def search(self, query: MessageQuery) -> list[dict[str, Any]]:
+    async def search(self, query: MessageQuery) -> list[AdminMessage]:
         with store_errors():
             rows = await self._store.search_messages(query)
         return [message_view(r) for r in rows]
 
-    async def get(self, message_id: str) -> dict[str, Any]:
+    async def get(self, message_id: str) -> AdminMessageDetail:
         if not message_id or len(message_id) > _ID_MAX:
             raise MessageNotFound()
         with store_errors():
             detail = await self._store.message_detail(message_id)
         if detail is None:
             raise MessageNotFound()
-        view = message_view(detail.message)
-        view["text"] = detail.message.body
-        return {
-            "message": view,
-            "parts": [part_view(p) for p in detail.parts],
-            "attempts": detail.attempts,
-        }
+        return AdminMessageDetail(
+            message=AdminMessageFull(**_fields(detail.message), text=detail.message.body),
+            parts=[part_view(p) for p in detail.parts],
+            attempts=detail.attempts,
+        )

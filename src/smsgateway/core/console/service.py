@@ -255,6 +255,12 @@ class ConsoleService:
             )
         return {"links": rows, "pools": pools}
 
+    async def logout(self, session_id: str | None) -> None:
+        """Sign out: the session row goes, and so do its open live streams."""
+        key = await self.sessions.logout(session_id)
+        if key:
+            self.hub.close_owner(key)
+
     async def toggle_link(self, link_id: int, enabled: bool, reason: str, actor: str) -> None:
         """The same core call as PUT /api/v1/smpp/{id}/toggle (audited there)."""
         await self.ops.links.toggle(link_id, enabled, reason, f"console:{actor}")

@@ -31,6 +31,7 @@ class ConsoleSession(msgspec.Struct, frozen=True):
     actor: str  # "admin-key" or "user:<id>"; audit rows say "console:<actor>"
     created_at_ms: int
     expires_at_ms: int
+    key: str = ""  # the stored hash: names the session without being its secret
 
 
 def hash_session_id(session_id: str) -> str:
@@ -89,7 +90,7 @@ class SessionService:
         row = SessionRow(hash_session_id(session_id), actor, now, now + self.ttl_ms, now)
         with store_errors():
             await self._store.create_session(row)
-        return session_id, ConsoleSession(actor, now, row.expires_at)
+        return session_id, ConsoleSession(actor, now, row.expires_at, row.id_hash)
 
     async def resolve(self, session_id: str | None) -> ConsoleSession | None:
         """The live session this id opens, or None (unknown, expired, malformed)."""
@@ -102,13 +103,16 @@ class SessionService:
             return None
         if row.expires_at <= self._now_ms():
             return None
-        return ConsoleSession(row.actor, row.created_at, row.expires_at)
+        return ConsoleSession(row.actor, row.created_at, row.expires_at, row.id_hash)
 
-    async def logout(self, session_id: str | None) -> bool:
+    async def logout(self, session_id: str | None) -> str:
+        """End the session; its key ("" when there was none)."""
         if not session_id or len(session_id) > 128:
-            return False
+            return ""
+        key = hash_session_id(session_id)
         with store_errors():
-            return await self._store.delete_session(hash_session_id(session_id), self._now_ms())
+            found = await self._store.delete_session(key, self._now_ms())
+        return key if found else ""
 
     async def purge_expired(self) -> int:
         with store_errors():
