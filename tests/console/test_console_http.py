@@ -8,6 +8,7 @@ import asyncio
 import datetime
 import hashlib
 import ipaddress
+import json
 import socket
 import sqlite3
 import ssl
@@ -399,3 +400,43 @@ async def test_signing_out_ends_the_sessions_live_streams(
         async for line in s2.aiter_lines():  # the other session's stream goes on
             if line == "event: links":
                 break
+
+
+async def test_a_feature_adds_its_page_and_topic(
+    tmp_path: Path, make_sim: Any, make_gateway: Any, monkeypatch: Any
+) -> None:
+    """What a later feature does to appear in the console: one Page in the registry
+    (its snapshot reads any service) and, for live data, one topic."""
+    from smsgateway.api.console import Page, pages
+
+    async def snapshot(services: Any) -> dict[str, Any]:
+        return {"users": len(await services.auth.list_users())}
+
+    monkeypatch.setitem(pages._PAGES, "probe", Page("probe", "Probe", snapshot, ("probe",)))
+    sim = await make_sim()
+    gw: Gateway = await make_gateway(make_settings(tmp_path, [link_to(sim)]))
+    assert gw.runtime.console is not None
+    ticks = iter(range(1, 1000))
+    gw.runtime.console.add_topic("probe", lambda: {"tick": next(ticks)})
+    await gw.register("someone@example.com")
+    h = with_session(await sign_in(gw))
+    listed = (await gw.http.get("/console/api/session", headers=h)).json()["pages"]
+    assert {"name": "probe", "title": "Probe", "topics": ["probe"]} in listed
+    r = await gw.http.get("/console/api/pages/probe", headers=h)
+    assert r.json()["data"] == {"users": 1}
+    assert b'src="/console/static/pages/probe.js"' in (await gw.http.get("/console")).content
+    async with gw.http.stream("GET", "/console/api/stream?page=probe", headers=h) as s:
+        async for line in s.aiter_lines():
+            if line.startswith("data: "):
+                assert json.loads(line[6:])["tick"] >= 1
+                break
+
+
+async def test_the_console_can_be_switched_off(tmp_path: Path, make_gateway: Any) -> None:
+    settings = make_settings(tmp_path, [])
+    settings.console = ConsoleSettings(enabled=False)
+    gw: Gateway = await make_gateway(settings)
+    for path in ("/console", "/docs", "/console/api/session"):
+        r = await gw.http.get(path)
+        assert r.status_code == 404 and r.json() == {"error": "not found"}
+    assert (await gw.http.get("/healthy")).status_code == 200

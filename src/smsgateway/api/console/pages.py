@@ -1,7 +1,8 @@
 """The console's page registry: one entry per page, in menu order.
 
 A page is a name (its URL fragment, `#name`), a title, the live topics its stream
-carries, its first-render snapshot and the script that draws it
+carries, its first-render snapshot (an async function of the face's `Services`, so a
+page can read any feature's service) and the script that draws it
 (`static/pages/<name>.js`, which calls `Console.register(name, ...)`). A feature
 that lands later adds its page with one `register_page` call from its own module;
 nothing else in the console changes.
@@ -14,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...core.console import ConsoleService
+from ..services import Services
 
-Snapshot = Callable[[ConsoleService], Awaitable[Any]]
+Snapshot = Callable[[Services], Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,13 +79,21 @@ async def _audit(c: ConsoleService) -> Any:
     return {"audit": await c.audit()}
 
 
+def _console(fn: Callable[[ConsoleService], Awaitable[Any]]) -> Snapshot:
+    async def snapshot(services: Services) -> Any:
+        assert services.console is not None
+        return await fn(services.console)
+
+    return snapshot
+
+
 for _page in (
-    Page("overview", "Overview", _overview, ("metrics", "links")),
-    Page("links", "Links and pools", _links, ("links",)),
-    Page("messages", "Messages", _messages),
-    Page("users", "Users and apps", _users),
-    Page("campaigns", "Campaigns", _campaigns),
-    Page("filters", "Filters", _filters),
-    Page("audit", "Audit log", _audit),
+    Page("overview", "Overview", _console(_overview), ("metrics", "links")),
+    Page("links", "Links and pools", _console(_links), ("links",)),
+    Page("messages", "Messages", _console(_messages)),
+    Page("users", "Users and apps", _console(_users)),
+    Page("campaigns", "Campaigns", _console(_campaigns)),
+    Page("filters", "Filters", _console(_filters)),
+    Page("audit", "Audit log", _console(_audit)),
 ):
     register_page(_page)

@@ -194,7 +194,7 @@ class ConsoleApi:
             {
                 "page": found.name,
                 "at": int(time.time() * 1000),
-                "data": await found.snapshot(self.console),
+                "data": await found.snapshot(self.api.s),
             }
         )
 

@@ -116,6 +116,15 @@ class ConsoleService:
         self._started_counters = self._read_counters()
         self.activity = _LinkActivity()
         self._task: asyncio.Task[None] | None = None
+        # Topics published once a second while somebody listens; a feature's page
+        # adds its own with `add_topic`. ("metrics" is built from the sample.)
+        self._topics: dict[str, Callable[[], Any]] = {"links": self.links_view}
+
+    def add_topic(self, name: str, build: Callable[[], Any]) -> None:
+        """Publish `build()` as `name` every second to the pages that listen to it."""
+        if name == "metrics" or name in self._topics:
+            raise ValueError(f"console topic {name!r} exists")
+        self._topics[name] = build
 
     # -- life cycle ------------------------------------------------------------------
 
@@ -153,8 +162,9 @@ class ConsoleService:
         wanted = self.hub.wanted()
         if "metrics" in wanted and point is not None:
             self.hub.publish("metrics", {"point": _point(point), **self.live_figures()})
-        if "links" in wanted:
-            self.hub.publish("links", self.links_view())
+        for name, build in self._topics.items():
+            if name in wanted:
+                self.hub.publish(name, build())
 
     # -- views -----------------------------------------------------------------------
 
