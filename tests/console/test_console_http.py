@@ -440,3 +440,6 @@ async def test_the_console_can_be_switched_off(tmp_path: Path, make_gateway: Any
         r = await gw.http.get(path)
         assert r.status_code == 404 and r.json() == {"error": "not found"}
     assert (await gw.http.get("/healthy")).status_code == 200
+    # The admin message API is not the console's page: it stays.
+    r = await gw.http.get("/api/v1/admin/messages", headers={"X-Admin-Key": ADMIN_KEY})
+    assert r.status_code == 200 and r.json() == {"success": True, "data": []}

@@ -253,17 +253,7 @@ class ConsoleApi:
             # Pages and their JSON are not part of the public API document.
             return Route(path, handler, methods=[method], include_in_schema=False)
 
-        return [
-            hidden("/console", g("index", self.index)),
-            hidden("/console/", g("index", self.index)),
-            hidden("/docs", g("docs", self.docs)),
-            hidden("/console/static/{path:path}", g("static", self.static)),
-            hidden("/console/api/login", g("login", self.login), "POST"),
-            hidden("/console/api/logout", g("logout", self.logout), "POST"),
-            hidden("/console/api/session", g("session", self.session)),
-            hidden("/console/api/pages/{name}", s("snapshot", self.snapshot)),
-            hidden("/console/api/stream", s("stream", self.stream)),
-            hidden("/console/api/links/{id}/toggle", s("toggle", self.toggle), "POST"),
+        api: list[BaseRoute] = [
             Route(
                 "/api/v1/admin/messages",
                 e("admin_messages", self.admin_messages),
@@ -274,6 +264,21 @@ class ConsoleApi:
                 e("admin_message", self.admin_message),
                 methods=["GET"],
             ),
+        ]
+        if not self.console.settings.enabled:
+            return api  # the admin API stays; the pages go
+        return [
+            *api,
+            hidden("/console", g("index", self.index)),
+            hidden("/console/", g("index", self.index)),
+            hidden("/docs", g("docs", self.docs)),
+            hidden("/console/static/{path:path}", g("static", self.static)),
+            hidden("/console/api/login", g("login", self.login), "POST"),
+            hidden("/console/api/logout", g("logout", self.logout), "POST"),
+            hidden("/console/api/session", g("session", self.session)),
+            hidden("/console/api/pages/{name}", s("snapshot", self.snapshot)),
+            hidden("/console/api/stream", s("stream", self.stream)),
+            hidden("/console/api/links/{id}/toggle", s("toggle", self.toggle), "POST"),
         ]
 
 
@@ -355,8 +360,8 @@ class EventStream(Response):
 
 
 def console_routes(api: NativeApi) -> list[BaseRoute]:
-    """The console's routes, or none when it is off (or the runtime built none)."""
+    """The console's routes (only the admin message API when the console is off)."""
     console = api.s.console
-    if console is None or not console.settings.enabled:
+    if console is None:
         return []
     return ConsoleApi(api, console).routes()
