@@ -49,6 +49,13 @@ class MessageDetail(msgspec.Struct, frozen=True):
     attempts: list[dict[str, Any]]
 
 
+def uuid7_floor(ms: int) -> str:
+    """The smallest UUIDv7 text made at Unix millisecond `ms` (or later)."""
+    ms = min(max(ms, 0), (1 << 48) - 1)
+    stamp = f"{ms:012x}"
+    return f"{stamp[:8]}-{stamp[8:]}"
+
+
 def has_owner_column() -> bool:
     return "owner" in _MSG_FIELDS
 
@@ -125,16 +132,18 @@ class ConsoleStore:
         if query.status:
             where.append("status = ?")
             params.append(query.status)
+        # Ids are UUIDv7 (core/ids.py): their text starts with the creation time in
+        # hex, so a time bound is also an id bound the primary key can seek to.
         if query.since_ms is not None:
-            where.append("created_at >= ?")
-            params.append(query.since_ms)
+            where.append("id >= ? AND created_at >= ?")
+            params += [uuid7_floor(query.since_ms), query.since_ms]
         if query.until_ms is not None:
-            where.append("created_at < ?")
-            params.append(query.until_ms)
+            where.append("id < ? AND created_at < ?")
+            params += [uuid7_floor(query.until_ms), query.until_ms]
         sql = f"SELECT {_MSG_COLS} FROM messages"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+        sql += " ORDER BY id DESC LIMIT ?"
         params.append(query.limit)
 
         def q(conn: sqlite3.Connection) -> list[MessageRow]:
@@ -158,15 +167,6 @@ class ConsoleStore:
                 ).fetchall()
             ]
             return MessageDetail(_message(r), parts, _attempts(conn, message_id))
-
-        return await self.store.read(q)
-
-    async def message_counts(self) -> dict[str, int]:
-        """Messages per status (the overview's totals)."""
-
-        def q(conn: sqlite3.Connection) -> dict[str, int]:
-            rows = conn.execute("SELECT status, COUNT(*) FROM messages GROUP BY status")
-            return {str(s): int(n) for s, n in rows.fetchall()}
 
         return await self.store.read(q)
 

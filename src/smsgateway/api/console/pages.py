@@ -50,7 +50,7 @@ def page(name: str) -> Page | None:
 
 
 async def _overview(c: ConsoleService) -> Any:
-    return {**(await c.overview()), **c.links_view()}
+    return {**c.overview(), **c.links_view()}
 
 
 async def _links(c: ConsoleService) -> Any:

@@ -205,13 +205,10 @@ class ConsoleService:
             "rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1),
         }
 
-    async def overview(self) -> dict[str, Any]:
-        with store_errors():
-            by_status = await self.console_store.message_counts()
+    def overview(self) -> dict[str, Any]:
         return {
             "seconds": [_point(p) for p in self.sampler.per_second()],
             "minutes": [_point(p) for p in self.sampler.per_minute()],
-            "by_status": by_status,
             **self.live_figures(),
         }
 
