@@ -451,3 +451,35 @@ async def test_the_console_can_be_switched_off(tmp_path: Path, make_gateway: Any
     # The admin message API is not the console's page: it stays.
     r = await gw.http.get("/api/v1/admin/messages", headers={"X-Admin-Key": ADMIN_KEY})
     assert r.status_code == 200 and r.json() == {"success": True, "data": []}
+
+
+async def test_the_links_page_shows_a_pools_traffic_split(
+    tmp_path: Path, make_sim: Any, make_gateway: Any
+) -> None:
+    from smsgateway.settings import PoolSettings
+
+    sim = await make_sim()
+    settings = make_settings(
+        tmp_path,
+        [link_to(sim, 1), link_to(sim, 2)],
+        [PoolSettings(id=100, name="pool-1", links=[1, 2])],
+    )
+    gw: Gateway = await make_gateway(settings)
+    await gw.bound(1)
+    await gw.bound(2)
+    user = await gw.user("pool@example.com")
+    for n in range(20):
+        r = await gw.send(user, esme=100, destination=f"+44770090{n:04d}")
+        assert r.status_code == 200, r.text
+    h = with_session(await sign_in(gw))
+    view = (await gw.http.get("/console/api/pages/links", headers=h)).json()["data"]
+    (pool,) = view["pools"]
+    assert pool["name"] == "pool-1" and pool["status"] == "BOUND"
+    members = {m["name"]: m for m in pool["members"]}
+    assert set(members) == {"link-1", "link-2"}
+    assert sum(m["submitted"] for m in members.values()) == 20
+    assert abs(sum(m["share"] for m in members.values()) - 100.0) < 0.2
+    links = {x["id"]: x for x in view["links"]}
+    assert links[1]["submitted"] + links[2]["submitted"] == 20
+    assert links[1]["window"] == 10 and links[1]["queue_depth"] == 0
+    assert links[1]["last_submit_at"] is not None or links[2]["last_submit_at"] is not None

@@ -158,7 +158,7 @@ class ConsoleService:
 
     def tick(self) -> None:
         point = self.sampler.sample()
-        self.activity.observe(self.ops.router.links, self._clock())
+        self.activity.observe(self.ops.router.links, self._clock())  # to the second
         wanted = self.hub.wanted()
         if "metrics" in wanted and point is not None:
             self.hub.publish("metrics", {"point": _point(point), **self.live_figures()})
@@ -216,6 +216,7 @@ class ConsoleService:
         rows = []
         links = self.ops.router.links
         act = self.activity
+        act.observe(links, self._clock())  # a snapshot right after traffic sees it too
         for row in self.ops.links.link_rows():
             link = links[row["id"]]
             client = link.client
