@@ -60,6 +60,7 @@ class Op:
     ok: int = 200
     errors: tuple[int, ...] = ()
     query: tuple[str, ...] = ()  # positive integer query parameters
+    text_query: tuple[str, ...] = ()  # string query parameters
     upload: str = ""  # a multipart/form-data file field, instead of a JSON body
 
 
@@ -108,13 +109,22 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "Campaign counts per link, paged", "admin", errors=(400,), query=("page", "limit")
     ),
     ("GET", "/api/v1/admin/messages"): Op(
-        "Search every tenant's messages (query: message_id, transaction_id, destination,"
-        " owner, status, since, until as Unix ms or ISO-8601, limit); admin key or a"
-        " console session",
+        "Search every tenant's messages, newest first (since / until: Unix ms or"
+        " ISO-8601; owner: app:<id>, oauth:<client>, project:<id>, numbers:<id>);"
+        " admin key or a console session",
         "admin",
         answer=AdminMessagesAnswer,
         errors=(400,),
         query=("limit",),
+        text_query=(
+            "message_id",
+            "transaction_id",
+            "destination",
+            "owner",
+            "status",
+            "since",
+            "until",
+        ),
     ),
     ("GET", "/api/v1/admin/messages/{message_id}"): Op(
         "One message with its parts (SMSC id, state, receipt time) and attempts",
@@ -208,6 +218,10 @@ def build_openapi(routes: list[BaseRoute], *, title: str, version: str) -> dict[
             for p in _PARAM.findall(path)
         ]
         params += [{"name": q, "in": "query", "required": False, "schema": _ID} for q in op.query]
+        params += [
+            {"name": q, "in": "query", "required": False, "schema": {"type": "string"}}
+            for q in op.text_query
+        ]
         if params:
             entry["parameters"] = params
         if op.body is not None:

@@ -73,7 +73,7 @@ class ConsoleStore:
                 " last_seen_at) VALUES (?, ?, ?, ?, ?)",
                 (row.id_hash, row.actor, row.created_at, row.expires_at, row.last_seen_at),
             )
-            _audit(conn, row.created_at, row.actor, "console.login", "console", "")
+            _audit(conn, row.created_at, f"console:{row.actor}", "console.login", "console", "")
 
         await self.store.write(unit)
 
@@ -96,7 +96,7 @@ class ConsoleStore:
             if r is None:
                 return False
             conn.execute("DELETE FROM console_sessions WHERE id_hash = ?", (id_hash,))
-            _audit(conn, at, r[0], "console.logout", "console", "")
+            _audit(conn, at, f"console:{r[0]}", "console.logout", "console", "")
             return True
 
         return await self.store.write(unit)
