@@ -93,7 +93,7 @@ class Runtime:
             for link_id, row in (await self.store.get_link_states()).items()
         }
         self.router = Router(
-            s.smpp,
+            s,
             on_outcomes=self._on_outcomes,
             on_deliver=self._on_deliver,
             link_states=states,
@@ -210,6 +210,8 @@ class Runtime:
             self._server.should_exit = True
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server_task, timeout=10)
+        if self.messages is not None:
+            self.messages.stop()
         if self.router is not None:
             await self.router.stop()
         if self.ops is not None:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from .settings_channels import ListSettings, SmsApiSettings, validate_lists
 from .settings_console import ConsoleSettings, LogSettings, validate_console
 from .settings_ops import (
     DashboardSettings,
@@ -107,6 +108,7 @@ class PoolSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class SmppSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     links: list[LinkSettings] = []
     pools: list[PoolSettings] = []
+    lists: list[ListSettings] = []
 
 
 class MessageSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -116,6 +118,9 @@ class MessageSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     registered_delivery: bool = True
     # How long a receipt that beat its submit_sm_resp is kept for matching.
     early_receipt_hold_s: float = 30.0
+    # How long a send with wait="accepted" waits for a channel to take or refuse it
+    # before answering `queued` (a priority list ends sooner: its members time out).
+    accept_wait_s: float = 60.0
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -128,6 +133,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     dashboard: DashboardSettings = msgspec.field(default_factory=DashboardSettings)
     license: LicenseSettings = msgspec.field(default_factory=LicenseSettings)
     filters: list[FilterSettings] = []
+    sms_api: SmsApiSettings = msgspec.field(default_factory=SmsApiSettings)
     console: ConsoleSettings = msgspec.field(default_factory=ConsoleSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
 
@@ -163,6 +169,10 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             missing = [i for i in pool.links if i not in link_ids]
             if missing:
                 raise SettingsError(f"smpp.pools[{pool.id}] names unknown links {missing}")
+        try:
+            validate_lists(self.smpp, self.sms_api)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from exc
         for cidr in self.server.trusted_proxies:
             _parse_cidr(cidr, "server.trusted_proxies")
         for key in ("head_timeout_s", "body_timeout_s", "keep_alive_s"):

@@ -120,6 +120,10 @@ async def test_operator_walks_through_the_console(
     await expect(parts.locator(".state")).to_have_text("delivered")
     smsc_id = await parts.locator("td").nth(2).inner_text()
     assert smsc_id and smsc_id != "—"
+    attempts = page.locator("#attempts-table tbody tr")
+    await expect(attempts).to_have_count(1)
+    await expect(attempts.locator(".state")).to_have_text("accepted")
+    await expect(attempts).to_contain_text("link 1")
     await w.shot("message")
 
     # Every other page renders its data.

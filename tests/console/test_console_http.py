@@ -352,7 +352,10 @@ async def test_admin_message_search(tmp_path: Path, make_sim: Any, make_gateway:
     assert [p["seq"] for p in detail["parts"]] == [1, 2]
     for part in detail["parts"]:
         assert part["state"] == "delivered" and part["smsc_id"] and part["receipt_at"]
-    assert detail["attempts"] == []
+    (attempt,) = detail["attempts"]  # which gateway took it, and what it answered
+    assert attempt["channel_id"] == 1 and attempt["channel_kind"] == "link"
+    assert attempt["outcome"] == "accepted" and attempt["error"] == ""
+    assert attempt["started_at"] <= attempt["ended_at"]
 
     for bad, word in (
         ({"status": "lost"}, "status"),

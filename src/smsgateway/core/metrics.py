@@ -144,6 +144,16 @@ class Metrics:
         self.receipts = FastCounter(
             "smsgateway_receipts", "Delivery receipts by resulting part state", ["state"]
         )
+        # Channels (issue 11): every try of a channel, and messages that expired unsent.
+        self.channel_attempts = FastCounter(
+            "smsgateway_channel_attempts",
+            "Tries of a channel (link, pool, list member, device) by outcome"
+            " (accepted, refused, timeout, down)",
+            ["channel", "outcome"],
+        )
+        self.messages_expired = FastCounter(
+            "smsgateway_messages_expired", "Messages whose validity ended before they were sent"
+        )
         for family in (
             self.requests,
             self.latency,
@@ -151,6 +161,8 @@ class Metrics:
             self.parts_submitted,
             self.parts_resent,
             self.receipts,
+            self.channel_attempts,
+            self.messages_expired,
         ):
             self.registry.register(family)
 

@@ -12,12 +12,14 @@ from typing import Any
 
 import msgspec
 
+from .channels import AttemptRow
 from .models import MessageRow, PartRow
 from .sqlite import SqliteStore
 
 _MSG_FIELDS = MessageRow.__struct_fields__
 _MSG_COLS = ", ".join(_MSG_FIELDS)
 _PART_COLS = ", ".join(PartRow.__struct_fields__)
+_ATTEMPT_COLS = ", ".join(AttemptRow.__struct_fields__)
 
 
 class SessionRow(msgspec.Struct, frozen=True):
@@ -34,8 +36,7 @@ class MessageQuery(msgspec.Struct, frozen=True, kw_only=True):
     message_id: str = ""
     transaction_id: str = ""
     destinations: tuple[str, ...] = ()  # any of these spellings of one number
-    app_id: int | None = None
-    owner: str = ""  # only used when messages has an owner column
+    owner: str = ""  # app:<id>, oauth:<client>, project:<id>, numbers:<id>
     status: str = ""
     since_ms: int | None = None
     until_ms: int | None = None
@@ -45,8 +46,7 @@ class MessageQuery(msgspec.Struct, frozen=True, kw_only=True):
 class MessageDetail(msgspec.Struct, frozen=True):
     message: MessageRow
     parts: list[PartRow]
-    # Rows of the attempts table, when the schema has one (issue 11 adds it).
-    attempts: list[dict[str, Any]]
+    attempts: list[AttemptRow]
 
 
 def uuid7_floor(ms: int) -> str:
@@ -54,10 +54,6 @@ def uuid7_floor(ms: int) -> str:
     ms = min(max(ms, 0), (1 << 48) - 1)
     stamp = f"{ms:012x}"
     return f"{stamp[:8]}-{stamp[8:]}"
-
-
-def has_owner_column() -> bool:
-    return "owner" in _MSG_FIELDS
 
 
 class ConsoleStore:
@@ -123,12 +119,9 @@ class ConsoleStore:
         if query.destinations:
             where.append(f"destination IN ({', '.join('?' * len(query.destinations))})")
             params.extend(query.destinations)
-        if query.owner and has_owner_column():
+        if query.owner:
             where.append("owner = ?")
             params.append(query.owner)
-        elif query.app_id is not None:
-            where.append("app_id = ?")
-            params.append(query.app_id)
         if query.status:
             where.append("status = ?")
             params.append(query.status)
@@ -178,18 +171,12 @@ def _message(row: tuple[Any, ...]) -> MessageRow:
     return MessageRow(**values)
 
 
-def _attempts(conn: sqlite3.Connection, message_id: str) -> list[dict[str, Any]]:
-    exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'attempts'"
-    ).fetchone()
-    if exists is None:
-        return []
-    cur = conn.execute("SELECT * FROM attempts WHERE message_id = ? ORDER BY rowid", (message_id,))
-    names = [d[0] for d in cur.description]
-    return [
-        {k: (v.hex() if isinstance(v, bytes) else v) for k, v in zip(names, r, strict=True)}
-        for r in cur.fetchall()
-    ]
+def _attempts(conn: sqlite3.Connection, message_id: str) -> list[AttemptRow]:
+    rows = conn.execute(
+        f"SELECT {_ATTEMPT_COLS} FROM attempts WHERE message_id = ? ORDER BY attempt",
+        (message_id,),
+    ).fetchall()
+    return [AttemptRow(*r) for r in rows]
 
 
 def _audit(

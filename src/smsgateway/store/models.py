@@ -71,6 +71,11 @@ class MessageRow(msgspec.Struct, frozen=True):
     lease_expires_at: int | None = None
     attempts: int = 0
     dead_letter: bool = False
+    # Migration 0004: the tenant ('app:<id>', 'oauth:<client>', ...) and its
+    # idempotency key (unique per owner).
+    owner: str = ""
+    idem_key: str | None = None
+    source_ton: int | None = None
 
 
 class PartRow(msgspec.Struct, frozen=True):

@@ -111,10 +111,13 @@ def _user(row: tuple[Any, ...]) -> UserRow:
     return UserRow(row[0], row[1], row[2], bool(row[3]), row[4])
 
 
+_DEAD_LETTER = MessageRow.__struct_fields__.index("dead_letter")
+
+
 def _message(row: tuple[Any, ...]) -> MessageRow:
-    # dead_letter is the last column; SQLite hands back 0/1, the struct says bool.
+    # SQLite hands dead_letter back as 0/1, the struct says bool.
     values = list(row)
-    values[-1] = bool(values[-1])
+    values[_DEAD_LETTER] = bool(values[_DEAD_LETTER])
     return MessageRow(*values)
 
 
@@ -267,6 +270,10 @@ class SqliteStore:
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run a unit of work on the writer; return its result after COMMIT."""
         return await self._writer.call(fn)
+
+    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """`write` for callbacks: the future settles after the unit's COMMIT."""
+        return self._writer.submit(fn)
 
     def submit_nowait(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
         """Queue a unit nobody waits for (FIFO with awaited ones); errors are logged."""
@@ -473,12 +480,16 @@ class SqliteStore:
 
     # -- messages -----------------------------------------------------------------
 
-    async def insert_message(self, msg: MessageRow, parts: Sequence[PartRow]) -> MessageRow:
+    async def insert_message(
+        self, msg: MessageRow, parts: Sequence[PartRow], answer: bytes | None = None
+    ) -> MessageRow:
         """Store a message and all its parts in one unit; both or nothing.
 
         The stored status is the roll-up of the parts' states (so the two can never
         disagree); the stored row is returned. A second message with the same
-        (app_id, transaction_id) raises DuplicateError("transaction_id").
+        (app_id, transaction_id) raises DuplicateError("transaction_id"); one with the
+        same (owner, idem_key) DuplicateError("idem_key"). `answer`, if given, is
+        stored with it (the answer a repeat of its key gets).
         """
         if not parts:
             raise ValueError("a message needs at least one part")
@@ -496,12 +507,17 @@ class SqliteStore:
                 )
             except sqlite3.IntegrityError as exc:
                 if _is_unique_violation(exc):
-                    what = "transaction_id" if "transaction_id" in str(exc) else "message id"
+                    text = str(exc)
+                    what = next(
+                        (k for k in ("transaction_id", "idem_key") if k in text), "message id"
+                    )
                     raise DuplicateError(what) from exc
                 raise
             conn.executemany(
                 f"INSERT INTO parts ({_PART_COLS}) VALUES ({_PART_PARAMS})", part_values
             )
+            if answer is not None:
+                conn.execute("UPDATE messages SET answer = ? WHERE id = ?", (answer, msg.id))
             return stored
 
         return await self.write(unit)
@@ -539,6 +555,7 @@ class SqliteStore:
         updates: Sequence[PartUpdate],
         parts_total: int = 0,
         answer: bytes | None = None,
+        before: Callable[[sqlite3.Connection], None] | None = None,
     ) -> Callable[[sqlite3.Connection], int]:
         for u in updates:
             if u.state not in ALL_STATES:
@@ -561,6 +578,8 @@ class SqliteStore:
         ]
 
         def unit(conn: sqlite3.Connection) -> int:
+            if before is not None:
+                before(conn)  # rows that ride in this unit (attempts, re-cut parts)
             touched: dict[str, tuple[int, int | None]] = {}
             changed = 0
             for u, values in zip(updates, rows, strict=True):
@@ -614,23 +633,29 @@ class SqliteStore:
         parts_total: int,
         updates: Sequence[PartUpdate],
         answer: bytes | None = None,
+        before: Callable[[sqlite3.Connection], None] | None = None,
     ) -> asyncio.Future[int]:
         """One message's submit outcomes, and the answer its sender got, in one unit.
 
         `updates` are parts of `message_id` only; `parts_total` is the message's part
         count (when the updates cover every part, the status needs no read-back).
         `answer` (if given) is stored on the message for repeats of its
-        transaction_id. The future settles after COMMIT with the parts changed.
+        transaction_id. `before` runs first in the same unit (rows that must commit
+        with these outcomes). The future settles after COMMIT with the parts changed.
         """
         if any(u.message_id != message_id for u in updates):
             raise ValueError("updates must belong to the message")
-        return self._writer.submit(self._parts_unit(list(updates), parts_total, answer))
+        return self._writer.submit(self._parts_unit(list(updates), parts_total, answer, before))
 
     def record_submit_nowait(
-        self, message_id: str, parts_total: int, updates: Sequence[PartUpdate]
+        self,
+        message_id: str,
+        parts_total: int,
+        updates: Sequence[PartUpdate],
+        before: Callable[[sqlite3.Connection], None] | None = None,
     ) -> None:
         """`record_submit` that nobody waits for (held and retried if refused)."""
-        self.submit_nowait(self._parts_unit(list(updates), parts_total))
+        self.submit_nowait(self._parts_unit(list(updates), parts_total, None, before))
 
     async def put_answer(self, message_id: str, answer: bytes) -> None:
         """Store the answer a send got (see `record_submit`), once, before giving it."""

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from ...store.console import ConsoleStore, MessageQuery, has_owner_column
+from ...store.console import ConsoleStore, MessageQuery
 from ...store.models import MessageRow, PartRow
 from ..errors import InvalidRequest, MessageNotFound, store_errors
 from ..status import ALL_STATES
@@ -72,7 +72,6 @@ def build_query(
         # Stored as the client sent it: look for both spellings.
         destinations = (digits, "+" + digits, "00" + digits)
     owner = owner.strip()
-    app_id: int | None = None
     if owner:
         if owner.isascii() and owner.isdigit():
             owner = f"app:{owner}"  # a bare number is an app id
@@ -80,12 +79,6 @@ def build_query(
             raise InvalidRequest(
                 "owner must be app:<id>, oauth:<client>, project:<id> or numbers:<id>"
             )
-        kind, _, ident = owner.partition(":")
-        if not has_owner_column():
-            # Before the owner column exists every message is a native app's.
-            if kind != "app" or not ident.isdigit():
-                raise InvalidRequest("only app:<id> owners exist in this version")
-            app_id = int(ident)
     status = status.strip().lower()
     if status and status not in ALL_STATES:
         raise InvalidRequest(f"status must be one of {', '.join(sorted(ALL_STATES))}")
@@ -102,7 +95,6 @@ def build_query(
         message_id=message_id,
         transaction_id=transaction_id,
         destinations=destinations,
-        app_id=app_id,
         owner=owner,
         status=status,
         since_ms=since_ms,
@@ -147,10 +139,22 @@ class AdminPart(msgspec.Struct, kw_only=True):
     updated_at: int
 
 
+class AdminAttempt(msgspec.Struct, kw_only=True):
+    """One try of a channel: which one, when, and what it answered."""
+
+    attempt: int
+    channel_id: int
+    channel_kind: str  # link | pool | list | device
+    started_at: int
+    ended_at: int
+    outcome: str  # accepted | refused | timeout | down
+    error: str
+
+
 class AdminMessageDetail(msgspec.Struct, kw_only=True):
     message: AdminMessageFull
     parts: list[AdminPart]
-    attempts: list[dict[str, Any]]  # rows of the attempts table, column by column
+    attempts: list[AdminAttempt]
 
 
 class AdminMessagesAnswer(msgspec.Struct):
@@ -164,8 +168,7 @@ class AdminMessageAnswer(msgspec.Struct):
 
 
 def _owner(row: MessageRow) -> str:
-    own = getattr(row, "owner", None)
-    return str(own) if own else f"app:{row.app_id}"
+    return row.owner or f"app:{row.app_id}"
 
 
 def _fields(row: MessageRow) -> dict[str, Any]:
@@ -225,5 +228,16 @@ class AdminMessages:
         return AdminMessageDetail(
             message=AdminMessageFull(**_fields(detail.message), text=detail.message.body),
             parts=[part_view(p) for p in detail.parts],
-            attempts=detail.attempts,
+            attempts=[
+                AdminAttempt(
+                    attempt=a.attempt,
+                    channel_id=a.channel_id,
+                    channel_kind=a.channel_kind,
+                    started_at=a.started_at,
+                    ended_at=a.ended_at,
+                    outcome=a.outcome,
+                    error=a.error or "",
+                )
+                for a in detail.attempts
+            ],
         )

@@ -85,8 +85,14 @@
         if (!attempts.length) {
             box.append(el("p", { class: "muted", text: "No attempts recorded." }));
         } else {
-            const keys = Object.keys(attempts[0]);
-            box.append(Console.table(keys.map((k) => [k, (a) => (k.endsWith("_at") ? time(a[k]) : a[k] ?? "—")]), attempts, { id: "attempts-table" }));
+            box.append(Console.table([
+                ["Attempt", (a) => a.attempt],
+                ["Channel", (a) => a.channel_kind + " " + a.channel_id],
+                ["Started", (a) => time(a.started_at)],
+                ["Ended", (a) => time(a.ended_at)],
+                ["Outcome", (a) => el("span", { class: "state", "data-state": a.outcome, text: a.outcome })],
+                ["Answer", (a) => a.error || "—"],
+            ], attempts, { id: "attempts-table" }));
         }
     }
 

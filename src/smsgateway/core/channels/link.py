@@ -1,9 +1,9 @@
-"""Delivery channels: an SMPP link, and a pool that spreads messages over links.
+"""An SMPP link: one bind to one SMSC, with its pending queue and sender.
 
-A channel takes `SendJob`s (one message, its parts already encoded) and reports each
-part's outcome through the job. A job whose link is down waits in the channel's
-pending queue and goes out when the link binds; a part whose submit_sm_resp never
-came (timeout, dropped connection) is sent again: at-least-once toward the SMSC.
+A job whose link is down waits in the link's pending queue and goes out when the link
+binds; a part whose submit_sm_resp never came (timeout, dropped connection) is sent
+again: at-least-once toward the SMSC. A job whose parts were cut for another split
+method (failover from a link that joins long messages differently) is cut again here.
 """
 
 from __future__ import annotations
@@ -15,100 +15,28 @@ import ipaddress
 import logging
 import math
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING
 
-from ..settings import LinkSettings, PoolSettings
-from ..smpp.errors import CommandError, ResponseTimeout, SessionClosed
-from ..smpp.pdu import DataSm, DeliverSm, SubmitSm, SubmitSmResp
-from ..smpp.session import ClientConfig, EsmeClient, LinkState
-from .metrics import METRICS
+from ...settings import LinkSettings
+from ...smpp.errors import CommandError, ResponseTimeout, SessionClosed
+from ...smpp.pdu import DataSm, DeliverSm, SubmitSm, SubmitSmResp
+from ...smpp.session import ClientConfig, EsmeClient, LinkState
+from ..metrics import METRICS
+from .base import DISABLED, DeliverHandler, OutcomeSink, PartOutcome, PartSpec, SendJob, refuse_all
+from .encode import TooManyParts, split_text
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+    from .pool import SmppPool
 
 log = logging.getLogger(__name__)
-
-DISABLED = "DISABLED"
-
-
-@dataclass(slots=True)
-class PartSpec:
-    seq: int
-    short_message: bytes
-    data_coding: int
-    esm_class: int
-    tlvs: dict[int, int | str | bytes | None]
-
-
-@dataclass(slots=True)
-class PartOutcome:
-    """What the SMSC said of one part: its id, or the refusal's status name."""
-
-    seq: int
-    link_id: int
-    smsc_id: str | None
-    error: str | None
-
-
-@dataclass(eq=False)
-class SendJob:
-    message_id: str
-    source: str
-    source_ton: int
-    source_npi: int
-    destination: str
-    dest_ton: int
-    dest_npi: int
-    registered_delivery: int
-    parts: list[PartSpec]
-    campaign: str = ""
-    # The message's part count (`parts` may be fewer: those left to send after a
-    # restart); 0 when unknown.
-    parts_total: int = 0
-    # The pool the job was routed to (None: sent to a link by name). When its link
-    # goes down, the pool hands the job to a member that can send.
-    pool: SmppPool | None = None
-    # The link that accepted a part already: the rest must follow it, so the SMSC can
-    # join them (another SMSC could not). None while no part has been accepted.
-    pinned_link: int | None = None
-    # While the pinned link is down: when the rest goes to another member instead
-    # (loop time), so a link that never comes back strands nothing.
-    pin_deadline: float | None = None
-    outcomes: dict[int, PartOutcome] = field(default_factory=dict)
-
-    def remaining(self) -> list[PartSpec]:
-        return [p for p in self.parts if p.seq not in self.outcomes]
-
-    @property
-    def complete(self) -> bool:
-        """Every part has its outcome (an SMSC id or a refusal)."""
-        return len(self.outcomes) == len(self.parts)
-
-
-# Told each batch of new outcomes; `job.complete` says when the last one came.
-OutcomeSink = Callable[[SendJob, list[PartOutcome]], None]
-# The deliver_sm_resp status, or an awaitable of it (see EsmeClient.on_deliver).
-DeliverHandler = Callable[["SmppLink", DeliverSm | DataSm], int | Awaitable[int]]
-
-
-class Channel(Protocol):
-    """Where a message can be sent: the routing target an `esme` id names."""
-
-    id: int
-    name: str
-
-    @property
-    def status(self) -> str: ...
-
-    @property
-    def bound(self) -> bool: ...
-
-    def enqueue(self, job: SendJob) -> None: ...
-
-    def allows(self, address: str | None) -> bool: ...
 
 
 class SmppLink:
     """One SMPP bind to one SMSC, with its pending queue and sender."""
+
+    kind = "link"
 
     def __init__(
         self,
@@ -296,6 +224,16 @@ class SmppLink:
         job.pool.split(job, self.id, "its link stayed down")
 
     def _dispatch(self, job: SendJob) -> None:
+        if job.abandoned:
+            return  # a list moved on from this try
+        validity = job.validity
+        if validity is not None:
+            if validity.expired:
+                return
+            validity.handed = True
+        split_as = job.split_as
+        if split_as is not None and split_as != self.cfg.split_method and not self._resplit(job):
+            return
         self._active += 1
         parts = job.remaining()
         if len(parts) == 1:
@@ -312,6 +250,25 @@ class SmppLink:
         task = asyncio.create_task(self._send(job))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _resplit(self, job: SendJob) -> bool:
+        """Cut the job's text for this link (it joins long messages another way than
+        the parts were cut for). False: it cannot carry the text, refused here."""
+        if job.outcomes:
+            return True  # parts already went out: the rest keep their shape
+        try:
+            job.parts = split_text(job.text, self.cfg.split_method, max_parts=job.max_parts)
+        except TooManyParts:
+            self._report(job, refuse_all(job, self.id, "ESME_RINVMSGLEN"))
+            return False
+        job.parts_total = len(job.parts)
+        job.split_as = self.cfg.split_method
+        job.resplit = True
+        return True
+
+    def _report(self, job: SendJob, new: list[PartOutcome]) -> None:
+        sink = job.on_outcomes
+        (sink if sink is not None else self._on_outcomes)(job, new)
 
     def _answered(self, job: SendJob, part: PartSpec, answer: asyncio.Future[SubmitSmResp]) -> None:
         said: SubmitSmResp | BaseException
@@ -395,7 +352,9 @@ class SmppLink:
                 new.append(outcome)
         if new:
             job.pin_deadline = None  # the link took parts: any wait starts afresh
-            self._on_outcomes(job, new)
+            self._report(job, new)
+        if retry and job.abandoned:
+            return  # a list gave this try up (no answer in time): not sent again here
         if retry and job.pool is not None and not self.can_send:
             if job.pinned_link is None:
                 job.pool.enqueue(job)  # this link is down: another member sends it
@@ -433,98 +392,3 @@ def _count_resend(job: SendJob, part: PartSpec, link_id: int, why: Exception) ->
         "part will be sent again: its submit got no answer",
         extra={"message_id": job.message_id, "seq": part.seq, "link_id": link_id, "why": str(why)},
     )
-
-
-class SmppPool:
-    """Several links as one target: each message goes through one bound member."""
-
-    def __init__(self, cfg: PoolSettings, members: Iterable[SmppLink]) -> None:
-        self.cfg = cfg
-        self.id = cfg.id
-        self.name = cfg.name or f"pool-{cfg.id}"
-        self.members = list(members)
-        self._pending: deque[SendJob] = deque()
-        for link in self.members:
-            link.join_pool(self)
-
-    @property
-    def status(self) -> str:
-        states = {m.status for m in self.members}
-        for state in ("BOUND", "CONNECTING", "UNBINDING", "CLOSED"):
-            if state in states:
-                return state
-        return DISABLED
-
-    @property
-    def bound(self) -> bool:
-        return any(m.bound for m in self.members)
-
-    def allows(self, address: str | None) -> bool:
-        return all(m.allows(address) for m in self.members)
-
-    def pick(self) -> SmppLink | None:
-        ready = [m for m in self.members if m.can_send]
-        if not ready:
-            return None
-        return min(ready, key=SmppLink.load)
-
-    def enqueue(self, job: SendJob) -> None:
-        job.pool = self
-        link = self.pick()
-        if link is not None:
-            link.enqueue(job)
-        else:
-            self._pending.append(job)
-            for member in self.members:
-                member._wake.set()
-
-    @property
-    def pending_count(self) -> int:
-        return len(self._pending)
-
-    def pop_pending(self) -> SendJob | None:
-        return self._pending.popleft() if self._pending else None
-
-    def rebalance(self) -> None:
-        """Move work off members that cannot send so the rest carry it: everything
-        queued on a disabled or held member, and this pool's jobs on a member that is
-        down. Jobs that named the link itself wait for it, and so do messages with a
-        part the link already accepted (see `SendJob.pinned_link`), unless the link
-        was switched off or stays down past `pin_timeout_s`: then the rest of such a
-        message goes elsewhere, split."""
-        for member in self.members:
-            if member.can_send:
-                continue
-            off = not member.enabled or bool(member.held)
-            for job in member.take_pending(None if off else self):
-                if job.pinned_link is not None:
-                    self.split(job, member.id, "its link was switched off")
-                else:
-                    self.enqueue(job)
-
-    def split(self, job: SendJob, link_id: int, why: str) -> None:
-        """Send the rest of a message that `link_id` started through any member."""
-        log.warning(
-            f"message split across links: {why}",
-            extra={"message_id": job.message_id, "link_id": link_id},
-        )
-        job.pinned_link = job.pin_deadline = None
-        self.enqueue(job)
-
-    def enqueue_pinned(self, job: SendJob, link_id: int) -> None:
-        """Back on the member that accepted the job's first parts (after a restart),
-        or any member if that link has left the pool."""
-        job.pool = self
-        for member in self.members:
-            if member.id == link_id:
-                job.pinned_link = link_id
-                if member.can_send:
-                    member.enqueue(job)
-                else:
-                    member.wait_pinned(job)
-                return
-        self.enqueue(job)
-
-    @property
-    def total_tps(self) -> int:
-        return sum(m.cfg.limit_tps for m in self.members if m.enabled)
