@@ -18,6 +18,8 @@ from browserkit import ARTIFACTS, watched_page
 from playwright.async_api import Browser, Page, expect
 
 from gwkit import ADMIN_KEY, Gateway, eventually, link_to, make_settings
+from smsgateway.settings import PoolSettings
+from smsgateway.settings_channels import ListSettings
 from smsgateway.settings_console import ConsoleSettings
 
 
@@ -45,8 +47,16 @@ async def test_operator_walks_through_the_console(
     tmp_path: Path, make_sim: Any, make_gateway: Any, browser: Browser
 ) -> None:
     sim = await make_sim()
-    gw: Gateway = await make_gateway(make_settings(tmp_path, [link_to(sim)]))
-    await gw.bound()
+    settings = make_settings(
+        tmp_path,
+        [link_to(sim, 1), link_to(sim, 2)],
+        [PoolSettings(id=100, name="pool-1", links=[1, 2])],
+    )
+    settings.smpp.lists = [ListSettings(id=200, name="failover", members=[1, 100])]
+    settings.validate()
+    gw: Gateway = await make_gateway(settings)
+    await gw.bound(1)
+    await gw.bound(2)
     base = f"http://127.0.0.1:{gw.runtime.rest_port}"
     user = await gw.user("sender@example.com")
     context = await browser.new_context(viewport={"width": 1400, "height": 900})
@@ -56,7 +66,8 @@ async def test_operator_walks_through_the_console(
     # Sign in with the admin key; the overview shows link 1 bound.
     await sign_in(page, base)
     await expect(page.locator("#page-overview")).to_have_attribute("data-ready", "true")
-    await expect(page.locator("#overview-links .badge")).to_have_text("BOUND")
+    link_1 = page.locator("#overview-links tbody tr", has_text="link-1")
+    await expect(link_1.locator(".badge")).to_have_text("BOUND")
     await expect(page.locator("#live")).to_have_attribute("data-state", "on")
 
     # Traffic through the API moves the counters and the per-second chart.
@@ -88,6 +99,8 @@ async def test_operator_walks_through_the_console(
     status = await link_status(gw, user)
     assert status["status"] == "DISABLED" and status["reason"] == "SMSC maintenance"
     assert status["enabled"] is False
+    await expect(page.locator("#lists-table")).to_contain_text("link link-1 (DISABLED)")
+    await expect(page.locator("#pools-table")).to_contain_text("pool-1")
     await w.shot("links-disabled")
 
     # ...and enable it again: it binds, and the live stream says so.

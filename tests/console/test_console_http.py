@@ -486,3 +486,37 @@ async def test_the_links_page_shows_a_pools_traffic_split(
     assert links[1]["submitted"] + links[2]["submitted"] == 20
     assert links[1]["window"] == 10 and links[1]["queue_depth"] == 0
     assert links[1]["last_submit_at"] is not None or links[2]["last_submit_at"] is not None
+
+
+async def test_the_links_page_shows_failover_through_a_priority_list(
+    tmp_path: Path, make_sim: Any, make_gateway: Any
+) -> None:
+    from smsgateway.settings_channels import ListSettings
+
+    sim = await make_sim()
+    settings = make_settings(tmp_path, [link_to(sim, 1), link_to(sim, 2)])
+    settings.smpp.lists = [ListSettings(id=200, name="failover", members=[1, 2])]
+    settings.validate()
+    gw: Gateway = await make_gateway(settings)
+    await gw.bound(1)
+    await gw.bound(2)
+    session = await sign_in(gw)
+    r = await gw.http.post(
+        "/console/api/links/1/toggle",
+        json={"enabled": False, "reason": "drill"},
+        headers=with_session(session, **origin(gw)),
+    )
+    assert r.status_code == 200
+    user = await gw.user("list@example.com")
+    for n in range(3):
+        r = await gw.send(user, esme=200, destination=f"+44770091{n:04d}")
+        assert r.status_code == 200 and r.json()["success"], r.text
+    view = (await gw.http.get("/console/api/pages/links", headers=with_session(session))).json()[
+        "data"
+    ]
+    (failover,) = view["lists"]
+    assert failover["name"] == "failover" and failover["status"] == "BOUND"
+    first, second = failover["members"]
+    assert (first["name"], first["status"]) == ("link-1", "DISABLED")
+    assert first["attempts"]["down"] == 3 and first["attempts"]["accepted"] == 0
+    assert second["attempts"] == {"accepted": 3, "refused": 0, "timeout": 0, "down": 0}

@@ -79,6 +79,10 @@ class FastCounter(Collector):
             if where is None or where(key)
         )
 
+    def values(self) -> dict[tuple[str, ...], float]:
+        """Every child's value by its label values (a copy)."""
+        return {key: child.value for key, child in list(self._children.items())}
+
     def collect(self) -> Iterable[CounterMetricFamily]:
         family = CounterMetricFamily(self.name, self.doc, labels=self.labelnames)
         for key, child in list(self._children.items()):

@@ -111,6 +111,9 @@ class ConsoleService:
         )
         self.messages = AdminMessages(console_store)
         self.hub = Hub(queue_size=settings.client_queue, max_subscribers=settings.max_streams)
+        self.metrics = metrics
+        # Attempts per (channel, outcome) before this console started: views count since.
+        self._attempts_base = metrics.channel_attempts.values()
         self.sampler = Sampler(counters_reader(metrics), clock=clock)
         self._read_counters = counters_reader(metrics)
         self._started_counters = self._read_counters()
@@ -261,7 +264,44 @@ class ConsoleService:
                     ],
                 }
             )
-        return {"links": rows, "pools": pools}
+        return {"links": rows, "pools": pools, "lists": self._lists_view()}
+
+    def _lists_view(self) -> list[dict[str, Any]]:
+        """Priority lists (failover): members in order, each with its attempts."""
+        router = self.ops.router
+        lists = dict(router.lists)
+        if router.sms_api is not None:
+            lists.setdefault(router.sms_api.id, router.sms_api)
+        now = self.metrics.channel_attempts.values()
+        base = self._attempts_base
+
+        def attempts(channel_id: int) -> dict[str, int]:
+            key = str(channel_id)
+            return {
+                outcome: int(now.get((key, outcome), 0) - base.get((key, outcome), 0))
+                for outcome in ("accepted", "refused", "timeout", "down")
+            }
+
+        return [
+            {
+                "id": pl.id,
+                "name": pl.name,
+                "status": pl.status,
+                "attempt_timeout_s": pl.attempt_timeout_s,
+                "in_flight": pl.in_flight,
+                "members": [
+                    {
+                        "id": m.id,
+                        "name": m.name,
+                        "kind": m.kind,
+                        "status": m.status,
+                        "attempts": attempts(m.id),
+                    }
+                    for m in pl.members
+                ],
+            }
+            for pl in sorted(lists.values(), key=lambda x: x.id)
+        ]
 
     async def logout(self, session_id: str | None) -> None:
         """Sign out: the session row goes, and so do its open live streams."""

@@ -113,8 +113,18 @@
             ["State", (p) => el("span", { class: "badge", "data-status": p.status, text: p.status })],
             ["Total TPS", (p) => p.total_tps],
             ["Queue", (p) => p.queue_depth],
-            ["Traffic split since start", (p) => p.members.map((m) => m.name + " " + m.share + " % (" + m.submitted + ")").join(", ") || "—"],
+            ["Members' share of all their submits since start", (p) => p.members.map((m) => m.name + " " + m.share + " % (" + m.submitted + ")").join(", ") || "—"],
         ], view.pools, { id: "pools-table" }));
+        const tried = (a) => ["accepted", "refused", "timeout", "down"].map((o) => o + " " + a[o]).join(", ");
+        ctx.lists.replaceChildren(Console.table([
+            ["Id", (l) => l.id],
+            ["Name", (l) => l.name],
+            ["State", (l) => el("span", { class: "badge", "data-status": l.status, text: l.status })],
+            ["In flight", (l) => l.in_flight],
+            ["Timeout", (l) => l.attempt_timeout_s + " s"],
+            ["Members in order (each one's attempts since start, any route)", (l) => el("ol", { class: "members" },
+                l.members.map((m) => el("li", { text: m.kind + " " + m.name + " (" + m.status + "): " + tried(m.attempts) })))],
+        ], view.lists || [], { id: "lists-table" }));
     }
 
     Console.register("links", {
@@ -124,9 +134,11 @@
             ctx.error = el("p", { class: "error", role: "alert", hidden: true });
             const head = el("tr", {}, COLUMNS.map(([, h]) => el("th", { text: h })));
             ctx.pools = el("div");
+            ctx.lists = el("div");
             ctx.root.append(ctx.error,
                 el("table", { id: "links-table" }, el("thead", {}, head), ctx.body),
-                el("h2", { text: "Pools" }), ctx.pools);
+                el("h2", { text: "Pools" }), ctx.pools,
+                el("h2", { text: "Priority lists (failover)" }), ctx.lists);
             update(ctx, view, true);
         },
         onEvent(ctx, topic, view) {
