@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from gwkit import ADMIN_KEY, Gateway, eventually, link_to, make_settings
+from smsgateway.core.errors import InvalidRequest
 from smsgateway.settings_console import ConsoleSettings
 
 COOKIE = "smsgw_console"
@@ -423,7 +424,13 @@ async def test_a_feature_adds_its_page_and_topic(
     async def snapshot(services: Any) -> dict[str, Any]:
         return {"users": len(await services.auth.list_users())}
 
-    monkeypatch.setitem(pages._PAGES, "probe", Page("probe", "Probe", snapshot, ("probe",)))
+    async def double(services: Any, body: dict[str, Any], actor: str) -> dict[str, Any]:
+        if not isinstance(body.get("n"), int):
+            raise InvalidRequest("n must be an integer")
+        return {"n": body["n"] * 2, "actor": actor}
+
+    probe = Page("probe", "Probe", snapshot, ("probe",), {"double": double})
+    monkeypatch.setitem(pages._PAGES, "probe", probe)
     sim = await make_sim()
     gw: Gateway = await make_gateway(make_settings(tmp_path, [link_to(sim)]))
     assert gw.runtime.console is not None
@@ -436,6 +443,15 @@ async def test_a_feature_adds_its_page_and_topic(
     r = await gw.http.get("/console/api/pages/probe", headers=h)
     assert r.json()["data"] == {"users": 1}
     assert b'src="/console/static/pages/probe.js"' in (await gw.http.get("/console")).content
+    url = "/console/api/pages/probe/actions/double"
+    r = await gw.http.post(url, json={"n": 21}, headers={**h, **origin(gw)})
+    assert r.json() == {"ok": True, "data": {"n": 42, "actor": "console:admin-key"}}
+    r = await gw.http.post(url, json={"n": "x"}, headers={**h, **origin(gw)})
+    assert r.status_code == 400 and r.json() == {"error": "n must be an integer"}
+    assert (await gw.http.post(url, content=b"[1]", headers={**h, **origin(gw)})).status_code == 400
+    assert (await gw.http.post(url, json={"n": 1}, headers=h)).status_code == 403
+    r = await gw.http.post(url.replace("double", "nope"), json={}, headers={**h, **origin(gw)})
+    assert r.status_code == 404
     async with gw.http.stream("GET", "/console/api/stream?page=probe", headers=h) as s:
         async for line in s.aiter_lines():
             if line.startswith("data: "):

@@ -10,14 +10,18 @@ nothing else in the console changes.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from ...core.console import ConsoleService
 from ..services import Services
 
 Snapshot = Callable[[Services], Awaitable[Any]]
+# An operator's action on a page: (services, JSON body, actor for the audit) -> answer.
+# POST /console/api/pages/<page>/actions/<action>, behind the session and the
+# same-origin check; raise core errors (InvalidRequest, NotFound) for a bad body.
+Action = Callable[[Services, dict[str, Any], str], Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +30,7 @@ class Page:
     title: str
     snapshot: Snapshot
     topics: tuple[str, ...] = ()
+    actions: Mapping[str, Action] = field(default_factory=dict)
 
     @property
     def script(self) -> str:

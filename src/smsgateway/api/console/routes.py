@@ -66,6 +66,10 @@ class PageNotFound(NotFound):
     default_message = "no such console page"
 
 
+class ActionNotFound(NotFound):
+    default_message = "no such action on this page"
+
+
 class AssetNotFound(NotFound):
     default_message = "no such file"
 
@@ -205,6 +209,17 @@ class ConsoleApi:
         sub = self.console.hub.subscribe(found.topics, session.key)
         return EventStream(sub, self.console, session)
 
+    async def action(self, request: Request, session: ConsoleSession) -> Response:
+        found = page(str(request.path_params["name"]))
+        if found is None:
+            raise PageNotFound()
+        act = found.actions.get(str(request.path_params["action"]))
+        if act is None:
+            raise ActionNotFound()
+        body = decode_json(await self.api.read(request), dict[str, Any])
+        answer = await act(self.api.s, body, f"console:{session.actor}")
+        return json_response({"ok": True, "data": answer})
+
     async def toggle(self, request: Request, session: ConsoleSession) -> Response:
         raw = str(request.path_params["id"])
         if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or not 0 < int(raw) <= _MAX_ID:
@@ -279,6 +294,7 @@ class ConsoleApi:
             hidden("/console/api/pages/{name}", s("snapshot", self.snapshot)),
             hidden("/console/api/stream", s("stream", self.stream)),
             hidden("/console/api/links/{id}/toggle", s("toggle", self.toggle), "POST"),
+            hidden("/console/api/pages/{name}/actions/{action}", s("action", self.action), "POST"),
         ]
 
 

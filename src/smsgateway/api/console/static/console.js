@@ -232,6 +232,11 @@
     window.Console = {
         register(name, page) { pages.set(name, page); },
         el, api, time, seconds, table, boot,
+        // A page's own operator actions (pages.py Page.actions).
+        action(page, name, body) {
+            return api("POST", "/console/api/pages/" + encodeURIComponent(page) + "/actions/"
+                + encodeURIComponent(name), body || {});
+        },
         refresh: navigate,
     };
 })();
