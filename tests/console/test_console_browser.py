@@ -218,7 +218,7 @@ async def test_the_session_expires_in_the_open_page(
 ) -> None:
     sim = await make_sim()
     settings = make_settings(tmp_path, [link_to(sim)])
-    settings.console = ConsoleSettings(session_ttl_s=3, heartbeat_s=1.0)
+    settings.console = ConsoleSettings(session_ttl_s=5, heartbeat_s=1.0)
     gw: Gateway = await make_gateway(settings)
     base = f"http://127.0.0.1:{gw.runtime.rest_port}"
     context = await browser.new_context()

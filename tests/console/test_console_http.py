@@ -127,11 +127,11 @@ async def test_sessions_are_stored_hashed_and_end(
 ) -> None:
     sim = await make_sim()
     settings = make_settings(tmp_path, [link_to(sim)])
-    settings.console = ConsoleSettings(session_ttl_s=2)
+    settings.console = ConsoleSettings(session_ttl_s=4)
     gw: Gateway = await make_gateway(settings)
     r = await gw.http.post("/console/api/login", json={"admin_key": ADMIN_KEY}, headers=origin(gw))
     set_cookie = r.headers["set-cookie"]
-    for attribute in ("HttpOnly", "SameSite=strict", "Path=/", "Max-Age=2"):
+    for attribute in ("HttpOnly", "SameSite=strict", "Path=/", "Max-Age=4"):
         assert attribute.lower() in set_cookie.lower(), set_cookie
     assert "secure" not in set_cookie.lower()  # plain HTTP here; see the TLS test
     session = r.cookies[COOKIE]

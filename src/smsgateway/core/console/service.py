@@ -119,6 +119,7 @@ class ConsoleService:
         self._started_counters = self._read_counters()
         self.activity = _LinkActivity()
         self._task: asyncio.Task[None] | None = None
+        self._process = psutil.Process()
         # Topics published once a second while somebody listens; a feature's page
         # adds its own with `add_topic`. ("metrics" is built from the sample.)
         self._topics: dict[str, Callable[[], Any]] = {"links": self.links_view}
@@ -205,7 +206,7 @@ class ConsoleService:
             "cpu": round(psutil.cpu_percent(interval=None), 1),
             "ram": round(psutil.virtual_memory().percent, 1),
             "disk": round(disk, 1),
-            "rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1),
+            "rss_mb": round(self._process.memory_info().rss / 2**20, 1),
         }
 
     def overview(self) -> dict[str, Any]:
