@@ -26,13 +26,16 @@ from .core.channels import PartOutcome, SendJob, SmppLink
 from .core.console import ConsoleService
 from .core.messages import MessageService
 from .core.metrics import METRICS, LiveCollector
+from .core.numbers import ChannelMatcher, NumbersService, OtpHook
 from .core.ops import OpsService
 from .core.ratelimit import GlobalRateLimit
 from .core.routing import Router
 from .core.secrets import Secrets
+from .core.webhooks import WebhookDeliverer
 from .gctune import tune_for_server
 from .settings import Settings
 from .smpp.pdu import DataSm, DeliverSm
+from .store.numbers import NumbersStore
 from .store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -69,6 +72,9 @@ class Runtime:
         self.auth: AuthService | None = None
         self.ops: OpsService | None = None
         self.console: ConsoleService | None = None
+        self.numbers: NumbersService | None = None
+        self.webhooks: WebhookDeliverer | None = None
+        self._background: list[asyncio.Task[None]] = []
         self._server: _QuietServer | None = None
         self._server_task: asyncio.Task[None] | None = None
         self._collector: LiveCollector | None = None
@@ -110,6 +116,7 @@ class Runtime:
         # Before the links start: license holds and paces apply to their first bind.
         await self.ops.start(METRICS.registry)
         await self.messages.start()
+        await self._start_numbers(secrets)  # its inbound hook is in before any MO arrives
         await self.router.start()
         store = self.store
         self._collector = LiveCollector(
@@ -135,6 +142,8 @@ class Runtime:
             metrics=METRICS,
             ops=self.ops,
             console=self.console,
+            numbers=self.numbers,
+            webhooks=self.webhooks,
         )
         rest = build_app(services)
         app = self.ops.wrap(rest)
@@ -178,6 +187,27 @@ class Runtime:
             "gateway started", extra={"rest_port": self.rest_port, "grpc_port": self.grpc_port}
         )
 
+    async def _start_numbers(self, secrets: Secrets) -> None:
+        """Virtual numbers (002): the service, the OTP hook on inbound SMS, the webhook
+        deliverer (it reads the outbox left by a previous run), and their sweepers."""
+        assert self.store is not None and self.messages is not None
+        s = self.settings
+        store = NumbersStore(self.store)
+        self.webhooks = WebhookDeliverer(store, secrets, s.numbers)
+        channels = ChannelMatcher(
+            lambda: {link.id for link in s.smpp.links},
+            lambda: {pool.id: set(pool.links) for pool in s.smpp.pools},
+        )
+        self.numbers = NumbersService(store, secrets, s.numbers, channels)
+        inbound = self.messages.inbound
+        inbound.part_timeout_s = s.numbers.inbound_part_timeout_s
+        inbound.add_hook(OtpHook(channels, self.webhooks.wake))
+        await self.webhooks.start()
+        self._background += [
+            asyncio.create_task(inbound.run_sweeper(), name="inbound-parts"),
+            asyncio.create_task(self.numbers.run_expiry(), name="numbers-expiry"),
+        ]
+
     def _on_outcomes(self, job: SendJob, outcomes: list[PartOutcome]) -> None:
         assert self.messages is not None
         self.messages.record_outcomes(job, outcomes)
@@ -216,6 +246,14 @@ class Runtime:
             await self.router.stop()
         if self.ops is not None:
             await self.ops.stop()  # after the links: their last answers are counted
+        for task in self._background:
+            task.cancel()
+        for task in self._background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._background = []
+        if self.webhooks is not None:
+            await self.webhooks.stop()
         if self._collector is not None:
             METRICS.registry.unregister(self._collector)
             self._collector = None

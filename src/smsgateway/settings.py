@@ -19,6 +19,7 @@ import msgspec
 
 from .settings_channels import ListSettings, SmsApiSettings, validate_lists
 from .settings_console import ConsoleSettings, LogSettings, validate_console
+from .settings_numbers import NumbersSettings, validate_numbers
 from .settings_ops import (
     DashboardSettings,
     FilterSettings,
@@ -136,6 +137,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     sms_api: SmsApiSettings = msgspec.field(default_factory=SmsApiSettings)
     console: ConsoleSettings = msgspec.field(default_factory=ConsoleSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
+    numbers: NumbersSettings = msgspec.field(default_factory=NumbersSettings)
 
     def validate(self) -> None:
         """Refuse configurations that would misbehave later, naming the key."""
@@ -180,6 +182,10 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 raise SettingsError(f"server.{key} must be positive")
         if self.messages.max_parts < 1 or self.messages.max_parts > 255:
             raise SettingsError("messages.max_parts must be within 1..255")
+        try:
+            validate_numbers(self.numbers)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from exc
         from .core.ops import validate_settings  # the ops checks live with their code
 
         try:
@@ -237,6 +243,7 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
             "license",
             "console",
             "log",
+            "numbers",
         }:
             out.setdefault(section, {})[key] = value
     if env.get("ADMIN_API_KEY"):

@@ -17,6 +17,22 @@ from starlette.routing import BaseRoute, Route
 
 from ..core.console.messages import AdminMessageAnswer, AdminMessagesAnswer
 from ..core.messages import LinkCheck, MessageInfo, SendResult
+from .numbers.admin import (
+    CreateNumberUserBody,
+    ImportBody,
+    OperatorBody,
+    PatchNumberUserBody,
+    RedeliverBody,
+    RotateBody,
+)
+from .numbers.face import (
+    InitAnswer,
+    MyNumbersAnswer,
+    NumbersError,
+    OtpsAnswer,
+    PhoneAnswer,
+    ReleaseBody,
+)
 from .ops import FilterBody, ProxyUserBody, ToggleBody
 from .rest import EsmeBody, InfoBody, LoginBody, RegisterBody, SendBody, UserIdBody
 
@@ -62,6 +78,7 @@ class Op:
     query: tuple[str, ...] = ()  # positive integer query parameters
     text_query: tuple[str, ...] = ()  # string query parameters
     upload: str = ""  # a multipart/form-data file field, instead of a JSON body
+    error_body: type[Any] | None = None  # the face's error shape (default ErrorBody)
 
 
 _AUTH_ERRORS = {"jwt": (400, 401, 429), "admin": (401, 503), "admin_or_open": (401, 503)}
@@ -145,6 +162,63 @@ for _prefix in ("/api/v1/auth", "/api/v1/user"):
     OPERATIONS[("POST", f"{_prefix}/validate")] = _VALIDATE
     OPERATIONS[("POST", f"{_prefix}/delete")] = _DELETE
 
+# Virtual numbers (002): its own error body; the api_key rides in the path.
+_N002 = (400, 401, 403, 404, 429, 500)
+OPERATIONS.update(
+    {
+        ("GET", "/api/init/{api_key}"): Op(
+            "Countries and operators", answer=InitAnswer, errors=_N002, error_body=NumbersError
+        ),
+        ("GET", "/api/get-number/{api_key}"): Op(
+            "Assign a free number",
+            answer=PhoneAnswer,
+            errors=_N002,
+            query=("country_id", "operator_id", "user_id"),
+            error_body=NumbersError,
+        ),
+        ("POST", "/api/release-number/{api_key}"): Op(
+            "Release an assigned number", body=ReleaseBody, errors=_N002, error_body=NumbersError
+        ),
+        ("GET", "/api/my-numbers/{api_key}"): Op(
+            "The caller's assigned numbers",
+            answer=MyNumbersAnswer,
+            errors=_N002,
+            error_body=NumbersError,
+        ),
+        ("GET", "/api/otps/{api_key}"): Op(
+            "OTPs received (polling fallback)",
+            answer=OtpsAnswer,
+            errors=_N002,
+            error_body=NumbersError,
+        ),
+        ("POST", "/api/v1/admin/number-users"): Op(
+            "Create a number user", "admin", CreateNumberUserBody, None, 201, (400,)
+        ),
+        ("PATCH", "/api/v1/admin/number-users/{id}"): Op(
+            "Change a number user", "admin", PatchNumberUserBody, None, 200, (400, 404)
+        ),
+        ("POST", "/api/v1/admin/number-users/{id}/rotate"): Op(
+            "New API key and/or webhook secret", "admin", RotateBody, None, 200, (400, 404)
+        ),
+        ("POST", "/api/v1/admin/operators"): Op(
+            "Create an operator", "admin", OperatorBody, None, 201, (400,)
+        ),
+        ("POST", "/api/v1/admin/numbers"): Op(
+            "Import numbers", "admin", ImportBody, None, 201, (400,)
+        ),
+        ("POST", "/api/v1/admin/webhooks/{event_id}/redeliver"): Op(
+            "Deliver a webhook event again", "admin", RedeliverBody, None, 202, (400, 404)
+        ),
+    }
+)
+for _path in ("/api/init", "/api/get-number", "/api/my-numbers", "/api/otps"):
+    for _p in (_path, _path + "/"):
+        OPERATIONS[("GET", _p)] = Op("No api_key: 401", errors=(401, 429), error_body=NumbersError)
+for _p in ("/api/release-number", "/api/release-number/"):
+    OPERATIONS[("POST", _p)] = Op(
+        "No api_key: 401", body=ReleaseBody, errors=(401, 429), error_body=NumbersError
+    )
+
 _PARAM = re.compile(r"{(\w+)(?::\w+)?}")
 _ID = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
 _TEXT = {"type": "string", "minLength": 1}
@@ -181,6 +255,7 @@ def build_openapi(routes: list[BaseRoute], *, title: str, version: str) -> dict[
             ops.append((method, route.path, op))
     types = {t for _, _, op in ops for t in (op.body, op.answer) if t is not None}
     types.add(ErrorBody)
+    types |= {op.error_body for _, _, op in ops if op.error_body is not None}
     ordered = sorted(types, key=lambda t: t.__name__)
     _, components = msgspec.json.schema_components(
         ordered, ref_template="#/components/schemas/{name}"
@@ -200,7 +275,11 @@ def build_openapi(routes: list[BaseRoute], *, title: str, version: str) -> dict[
         for status in sorted({*op.errors, *too_large, *_AUTH_ERRORS.get(op.auth, ())}):
             responses[str(status)] = {
                 "description": _REASONS.get(status, "error"),
-                "content": {"application/json": {"schema": {"$ref": ref("ErrorBody")}}},
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": ref((op.error_body or ErrorBody).__name__)}
+                    }
+                },
             }
         if op.answer is SendResult:
             # An SMSC refusal answers the whole result body with success false.

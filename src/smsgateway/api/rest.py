@@ -29,6 +29,7 @@ from ..core.ratelimit import QUOTA_SCOPE_KEY, LoginGuard
 from .console import console_routes
 from .fastpath import Answer, FastHandler, FastRequest, FastRoutes
 from .http import client_ip, decode_json, encode_json, forwarded_client, json_response, read_body
+from .numbers import numbers_routes
 from .ops import ops_routes
 from .services import Services
 
@@ -399,7 +400,7 @@ class ExactRoutes:
 def build_app(services: Services) -> ExactRoutes:
     api = NativeApi(services)
     app = Starlette(
-        routes=api.routes() + ops_routes(api) + console_routes(api),
+        routes=api.routes() + ops_routes(api) + numbers_routes(api) + console_routes(api),
         exception_handlers={HTTPException: _http_error, 500: _server_error},
     )
     from .openapi import build_openapi

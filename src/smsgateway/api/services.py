@@ -9,7 +9,9 @@ from ..core.auth import AuthService
 from ..core.console import ConsoleService
 from ..core.messages import MessageService
 from ..core.metrics import Metrics
+from ..core.numbers.service import NumbersService
 from ..core.ops import OpsService
+from ..core.webhooks.deliverer import WebhookDeliverer
 from ..settings import Settings
 
 
@@ -24,3 +26,6 @@ class Services:
     ops: OpsService | None = None
     # The operator console's sessions, time series and live topics (core/console/).
     console: ConsoleService | None = None
+    # Virtual numbers (document 002) and the webhook deliverer (core/numbers, core/webhooks).
+    numbers: NumbersService | None = None
+    webhooks: WebhookDeliverer | None = None

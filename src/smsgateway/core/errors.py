@@ -180,3 +180,71 @@ def store_errors() -> Iterator[None]:
         yield
     except StoreError as exc:
         raise from_exception(exc) from exc
+
+
+# Virtual numbers (document 002, issue 13). The 002 face renders these as
+# {"status": "error", "message": ...}; the messages are 002's, word for word.
+
+
+class NumbersUserIdRequired(InvalidRequest):
+    default_message = "user_id is required with api_key"
+
+
+class CountryIdRequired(InvalidRequest):
+    default_message = "country_id is required"
+
+
+class NumbersInvalidApiKey(Unauthorized):
+    default_message = "Invalid api_key"
+
+
+class NumbersMissingCredentials(Unauthorized):
+    default_message = "Missing or invalid credentials"
+
+
+class ManagerInactive(Forbidden):
+    default_message = "Manager inactive. Contact support."
+
+
+class TargetUserNotFound(NotFound):
+    default_message = "Target user not found or inactive"
+
+
+class NoNumberReceived(NotFound):
+    default_message = "No number received"
+
+
+class SystemConfigurationError(Internal):
+    default_message = "System configuration error"
+
+
+class ServiceFetchFailed(Internal):
+    default_message = "Service fetch failed"
+
+
+class CouldNotFetchServiceData(Internal):
+    default_message = "Could not fetch service data"
+
+
+class UnableToGetNumber(Internal):
+    default_message = "Unable to get number"
+
+
+class NumberNotAssigned(NotFound):
+    default_message = "number is not assigned to this user"
+
+
+class NumberUserNotFound(NotFound):
+    default_message = "number user not found"
+
+
+class OperatorNotFound(NotFound):
+    default_message = "operator not found"
+
+
+class InvalidWebhookUrl(InvalidRequest):
+    default_message = "invalid webhook_url"
+
+
+class WebhookEventNotFound(NotFound):
+    default_message = "webhook event not found"

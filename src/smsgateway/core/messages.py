@@ -21,7 +21,7 @@ import msgspec
 
 from ..settings import MessageSettings
 from ..smpp import text as smpp_text
-from ..smpp.constants import ESM_CLASS_TYPE_MASK, ESM_CLASS_UDHI
+from ..smpp.constants import ESM_CLASS_TYPE_MASK
 from ..smpp.pdu import DataSm, DeliverSm
 from ..smpp.receipt import id_variants, parse_receipt
 from ..store.channels import AttemptRow, AttemptValues, ChannelStore, attempts_writer
@@ -51,6 +51,7 @@ from .channels.encode import TooManyParts
 from .deadlines import FifoTimers
 from .errors import InvalidRequest, MessageNotFound
 from .ids import uuid7
+from .inbound import InboundService
 from .metrics import METRICS
 from .routing import Router, UnknownEsme
 from .schedule import Schedule
@@ -221,6 +222,8 @@ class MessageService:
         # Filters and dashboard counts plug in here (core/ops.py); the default is inert.
         self.observer = PipelineObserver()
         router.on_channel_added(self._channel_added)
+        # Inbound SMS (MO) go through the one inbound service; the runtime adds its hooks.
+        self.inbound = InboundService(store, clock=clock)
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -866,18 +869,10 @@ class MessageService:
                 del early[key]
 
     async def _store_inbound(self, link: SmppLink, pdu: DeliverSm | DataSm) -> int:
-        short = pdu.short_message if isinstance(pdu, DeliverSm) else pdu.tlvs.get(0x0424, b"")
-        raw = short if isinstance(short, bytes) else b""
-        inbound = smpp_text.decode_short_message(
-            raw,
-            pdu.data_coding,
-            udhi=bool(pdu.esm_class & ESM_CLASS_UDHI),
-            default_coding=link.cfg.default_encoding,
-        )
+        # Decoding, joining concatenated parts and the hooks (OTP extraction, webhook
+        # outbox) live in core/inbound.py; answered once the part is committed.
         self.counters.inbound += 1
-        await self.store.insert_inbound(
-            uuid7(), link.id, pdu.source_addr, pdu.destination_addr, inbound.text, self._now_ms()
-        )
+        await self.inbound.receive_smpp(link.id, link.cfg.default_encoding, pdu)
         return 0
 
     # -- info / check ----------------------------------------------------------------
