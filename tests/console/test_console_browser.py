@@ -325,3 +325,53 @@ async def test_a_cross_origin_post_is_refused(
     assert not [a for a in audit if a.action == "link.disable"]
     w.assert_clean()
     await context.close()
+
+
+async def test_number_users_and_numbers_from_the_console(
+    tmp_path: Path, make_gateway: Any, browser: Browser
+) -> None:
+    gw: Gateway = await make_gateway(make_settings(tmp_path, []))
+    base = f"http://127.0.0.1:{gw.runtime.rest_port}"
+    context = await browser.new_context(viewport={"width": 1400, "height": 900})
+    w = await watched_page(context)
+    page = w.page
+    await sign_in(page, base)
+    await open_page(page, "numbers")
+    form = page.locator("#number-user-create")
+    await form.locator('input[name="email"]').fill("reseller@example.com")
+    await form.locator('input[name="name"]').fill("Reseller")
+    await form.locator("button[type=submit]").click()
+    secret = page.locator("#number-user-secret")
+    await expect(secret).to_contain_text("not shown again")
+    api_key = await secret.locator("code.secret").first.inner_text()
+    assert api_key.startswith("nk_")
+    row = page.locator("#number-users-table tbody tr", has_text="reseller@example.com")
+    await expect(row).to_contain_text("Reseller")
+    await w.shot("numbers-user-created")
+    # The page never shows the key again.
+    await page.reload()
+    await expect(page.locator("#page-numbers")).to_have_attribute("data-ready", "true")
+    assert api_key not in await page.content()
+    # The key shown once works against the numbers API (002) while the user is approved.
+    assert (await gw.http.get(f"/api/my-numbers/{api_key}")).status_code == 200
+    row = page.locator("#number-users-table tbody tr", has_text="reseller@example.com")
+    await row.locator('button[data-action="approved"]', has_text="Withdraw approval").click()
+    await expect(row.locator('button[data-action="approved"]')).to_have_text("Approve")
+    assert (await gw.http.get(f"/api/my-numbers/{api_key}")).status_code == 401
+    await row.locator('button[data-action="approved"]').click()
+    await expect(row.locator('button[data-action="approved"]')).to_have_text("Withdraw approval")
+    assert (await gw.http.get(f"/api/my-numbers/{api_key}")).status_code == 200
+    # Import two numbers into the pool.
+    await page.fill('#numbers-import textarea[name="numbers"]', "+447911123456\n+447911123457")
+    await page.click("#numbers-import button[type=submit]")
+    await expect(page.locator("#page-numbers .notice")).to_contain_text("2 added")
+    table = page.locator("#numbers-table")
+    await expect(table).to_contain_text("+447911123456")
+    await expect(table).to_contain_text("+447911123457")
+    await w.shot("numbers")
+    audit = await gw.runtime.store.list_audit()  # type: ignore[union-attr]
+    actions = {(a.actor, a.action) for a in audit}
+    assert ("console:admin-key", "number_user.create") in actions
+    assert ("console:admin-key", "numbers.import") in actions
+    w.assert_clean()
+    await context.close()

@@ -102,3 +102,6 @@ for _page in (
     Page("audit", "Audit log", _console(_audit)),
 ):
     register_page(_page)
+
+# The features' own pages register themselves after the built-in ones (menu order).
+from . import features as features  # noqa: E402
