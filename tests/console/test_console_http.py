@@ -424,10 +424,10 @@ async def test_a_feature_adds_its_page_and_topic(
     async def snapshot(services: Any) -> dict[str, Any]:
         return {"users": len(await services.auth.list_users())}
 
-    async def double(services: Any, body: dict[str, Any], actor: str) -> dict[str, Any]:
+    async def double(ctx: Any, body: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(body.get("n"), int):
             raise InvalidRequest("n must be an integer")
-        return {"n": body["n"] * 2, "actor": actor}
+        return {"n": body["n"] * 2, "actor": ctx.actor, "base": ctx.base_url}
 
     probe = Page("probe", "Probe", snapshot, ("probe",), {"double": double})
     monkeypatch.setitem(pages._PAGES, "probe", probe)
@@ -445,7 +445,8 @@ async def test_a_feature_adds_its_page_and_topic(
     assert b'src="/console/static/pages/probe.js"' in (await gw.http.get("/console")).content
     url = "/console/api/pages/probe/actions/double"
     r = await gw.http.post(url, json={"n": 21}, headers={**h, **origin(gw)})
-    assert r.json() == {"ok": True, "data": {"n": 42, "actor": "console:admin-key"}}
+    base = f"http://127.0.0.1:{gw.runtime.rest_port}"
+    assert r.json() == {"ok": True, "data": {"n": 42, "actor": "console:admin-key", "base": base}}
     r = await gw.http.post(url, json={"n": "x"}, headers={**h, **origin(gw)})
     assert r.status_code == 400 and r.json() == {"error": "n must be an integer"}
     assert (await gw.http.post(url, content=b"[1]", headers={**h, **origin(gw)})).status_code == 400

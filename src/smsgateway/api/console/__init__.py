@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .pages import Page, register_page
+from .pages import ActionContext, Page, register_page
 from .routes import console_routes
 
-__all__ = ["Page", "console_routes", "register_page"]
+__all__ = ["ActionContext", "Page", "console_routes", "register_page"]

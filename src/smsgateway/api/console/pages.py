@@ -18,10 +18,19 @@ from ...core.console import ConsoleService
 from ..services import Services
 
 Snapshot = Callable[[Services], Awaitable[Any]]
-# An operator's action on a page: (services, JSON body, actor for the audit) -> answer.
+
+
+@dataclass(frozen=True, slots=True)
+class ActionContext:
+    services: Services
+    actor: str  # "console:<who>", for audit rows
+    base_url: str  # where the console was reached (links shown to phones, say)
+
+
+# An operator's action on a page: (context, JSON body) -> answer.
 # POST /console/api/pages/<page>/actions/<action>, behind the session and the
 # same-origin check; raise core errors (InvalidRequest, NotFound) for a bad body.
-Action = Callable[[Services, dict[str, Any], str], Awaitable[Any]]
+Action = Callable[[ActionContext, dict[str, Any]], Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from ...core.console.messages import AdminMessageAnswer, AdminMessagesAnswer
 from ...core.errors import InvalidAdminKey, InvalidRequest, NotFound, Unauthorized
 from ..http import client_ip, decode_json, json_response
 from .assets import Asset, load_assets
-from .pages import page, pages
+from .pages import ActionContext, page, pages
 from .security import (
     COOKIE,
     CrossOrigin,
@@ -217,7 +217,10 @@ class ConsoleApi:
         if act is None:
             raise ActionNotFound()
         body = decode_json(await self.api.read(request), dict[str, Any])
-        answer = await act(self.api.s, body, f"console:{session.actor}")
+        context = ActionContext(
+            self.api.s, f"console:{session.actor}", str(request.base_url).rstrip("/")
+        )
+        answer = await act(context, body)
         return json_response({"ok": True, "data": answer})
 
     async def toggle(self, request: Request, session: ConsoleSession) -> Response:

@@ -15,7 +15,7 @@ from ....core.errors import Unavailable
 from ....core.numbers.service import NumberInput, NumbersService
 from ....store.numbers import NumberUserRow
 from ...services import Services
-from ..pages import Page, register_page
+from ..pages import ActionContext, Page, register_page
 from .base import body_as
 
 
@@ -79,15 +79,15 @@ async def snapshot(services: Services) -> dict[str, Any]:
     }
 
 
-async def _audit(services: Services, actor: str, action: str, target: str, detail: str) -> None:
-    if services.console is not None:
-        await services.console.store.audit(actor, action, target, detail)
+async def _audit(ctx: ActionContext, action: str, target: str, detail: str) -> None:
+    if ctx.services.console is not None:
+        await ctx.services.console.store.audit(ctx.actor, action, target, detail)
 
 
-async def create_user(services: Services, body: dict[str, Any], actor: str) -> dict[str, Any]:
+async def create_user(ctx: ActionContext, body: dict[str, Any]) -> dict[str, Any]:
     new = body_as(body, NewNumberUser)
-    created = await _service(services).create_user(email=new.email, name=new.name)
-    await _audit(services, actor, "number_user.create", f"number_user:{created.user_id}", new.email)
+    created = await _service(ctx.services).create_user(email=new.email, name=new.name)
+    await _audit(ctx, "number_user.create", f"number_user:{created.user_id}", new.email)
     return {
         "user_id": created.user_id,
         "api_key": created.api_key,
@@ -95,22 +95,22 @@ async def create_user(services: Services, body: dict[str, Any], actor: str) -> d
     }
 
 
-async def set_user(services: Services, body: dict[str, Any], actor: str) -> dict[str, Any]:
+async def set_user(ctx: ActionContext, body: dict[str, Any]) -> dict[str, Any]:
     flags = body_as(body, NumberUserFlags)
     changes = {
         k: v for k, v in (("active", flags.active), ("approved", flags.approved)) if v is not None
     }
-    user = await _service(services).update_user(flags.user_id, changes)
+    user = await _service(ctx.services).update_user(flags.user_id, changes)
     detail = ", ".join(f"{k}={v}" for k, v in changes.items())
-    await _audit(services, actor, "number_user.update", f"number_user:{user.id}", detail)
+    await _audit(ctx, "number_user.update", f"number_user:{user.id}", detail)
     return user_view(user)
 
 
-async def import_numbers(services: Services, body: dict[str, Any], actor: str) -> dict[str, Any]:
+async def import_numbers(ctx: ActionContext, body: dict[str, Any]) -> dict[str, Any]:
     wanted = body_as(body, NumbersImport)
     phones = [p.strip() for p in wanted.numbers if p.strip()]
-    result = await _service(services).import_numbers([NumberInput(p) for p in phones])
-    await _audit(services, actor, "numbers.import", "numbers", f"{result.added} added")
+    result = await _service(ctx.services).import_numbers([NumberInput(p) for p in phones])
+    await _audit(ctx, "numbers.import", "numbers", f"{result.added} added")
     return {"added": result.added, "existing": result.existing}
 
 
