@@ -9,6 +9,10 @@ setup:
 	@$(UV) sync --frozen --quiet
 	@cd tests/interop/node && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error; }
 	@cd tests/interop/oidc && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error; }
+	@# The console tests drive Debian's Chromium (never a browser Playwright downloads).
+	@[ -x /usr/bin/chromium ] || { [ "$$(id -u)" = 0 ] \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "note: /usr/bin/chromium missing (apt-get install chromium); tests/console need it"
 
 run: setup
 	$(UV) run --frozen smsgateway demo

@@ -18,10 +18,13 @@ from .settings import LinkSettings, Settings, SettingsError, load_settings
 log = logging.getLogger("smsgateway")
 
 
-def _setup_logging(level: str) -> None:
+def _setup_logging(level: str, settings: Settings | None = None) -> None:
     from .logs import configure
 
-    configure(level)
+    if settings is None:
+        configure(level)
+    else:
+        configure(settings.log.level or level, settings.log.format)
 
 
 async def _run_until_signal(settings: Settings, *, demo_smsc_port: int | None = None) -> int:
@@ -104,7 +107,7 @@ def _load(args: argparse.Namespace) -> Settings:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _load(args)
-    _setup_logging(args.log_level)
+    _setup_logging(args.log_level, settings)
     return _run(_run_until_signal(settings))
 
 
@@ -125,7 +128,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             )
         )
     settings.validate()
-    _setup_logging(args.log_level)
+    _setup_logging(args.log_level, settings)
     return _run(_run_until_signal(settings, demo_smsc_port=args.smsc_port))
 
 
@@ -158,6 +161,7 @@ smsgateway is running on {base} with the built-in SMSC simulator on 127.0.0.1:{s
   # then, with the message_id from the answer (receipts arrive after 0.5 s):
   curl -s -X POST {base}/api/v1/sms/info -H "Authorization: Bearer $TOKEN" -H 'X-App-ID: 1' \\
        -d '{{"esme":1,"message_id":"<message_id>"}}'
+  # the operator console: {base}/console (sign in with the admin key), the API: {base}/docs
 
 Press Ctrl-C to stop.
 """,

@@ -23,6 +23,7 @@ from .api.services import Services
 from .core.admin import AdminKey
 from .core.auth import AuthService, password_hasher
 from .core.channels import PartOutcome, SendJob, SmppLink
+from .core.console import ConsoleService
 from .core.devices import DeviceChannel, DeviceService
 from .core.devices.metrics import DeviceCollector
 from .core.messages import MessageService
@@ -78,6 +79,7 @@ class Runtime:
         self.ops: OpsService | None = None
         self.devices: DeviceService | None = None
         self.otp: OtpServices | None = None
+        self.console: ConsoleService | None = None
         self.numbers: NumbersService | None = None
         self.webhooks: WebhookDeliverer | None = None
         self._background: list[asyncio.Task[None]] = []
@@ -157,15 +159,27 @@ class Runtime:
         METRICS.registry.register(self._collector)
         self._device_collector = DeviceCollector(self.devices.metric_rows)
         METRICS.registry.register(self._device_collector)
+        admin_key = AdminKey(s.auth.admin_api_key, open_registration=s.auth.open_registration)
+        self.console = ConsoleService(
+            s.console,
+            store=self.store,
+            ops=self.ops,
+            auth=self.auth,
+            admin_key=admin_key,
+            metrics=METRICS,
+            data_dir=self.data_dir,
+        )
+        await self.console.start()
         services = Services(
             settings=s,
             auth=self.auth,
             messages=self.messages,
-            admin_key=AdminKey(s.auth.admin_api_key, open_registration=s.auth.open_registration),
+            admin_key=admin_key,
             metrics=METRICS,
             ops=self.ops,
             otp=self.otp,
             devices=self.devices,
+            console=self.console,
             numbers=self.numbers,
             webhooks=self.webhooks,
             tokens=self.tokens,
@@ -294,6 +308,8 @@ class Runtime:
         """Stop taking requests, let answers finish, unbind links, flush the store."""
         if self.devices is not None:
             await self.devices.stop()  # ends the phones' SSE streams: the server can stop
+        if self.console is not None:
+            await self.console.stop()  # ends live streams, which never finish alone
         if self._grpc is not None:
             await self._grpc.stop()
             self._grpc = None

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import msgspec
 
 from .settings_channels import ListSettings, SmsApiSettings, validate_lists
+from .settings_console import ConsoleSettings, LogSettings, validate_console
 from .settings_devices import DeviceSettings
 from .settings_numbers import NumbersSettings, validate_numbers
 from .settings_oauth import OAuthSettings
@@ -139,6 +140,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     otp: OtpSettings = msgspec.field(default_factory=OtpSettings)
     devices: DeviceSettings = msgspec.field(default_factory=DeviceSettings)
     sms_api: SmsApiSettings = msgspec.field(default_factory=SmsApiSettings)
+    console: ConsoleSettings = msgspec.field(default_factory=ConsoleSettings)
+    log: LogSettings = msgspec.field(default_factory=LogSettings)
     numbers: NumbersSettings = msgspec.field(default_factory=NumbersSettings)
     oauth: OAuthSettings = msgspec.field(default_factory=OAuthSettings)
 
@@ -160,6 +163,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 )
             for cidr in link.allowed_ips:
                 _parse_cidr(cidr, f"smpp.links[{link.id}].allowed_ips")
+            _check_bind(link)
         link_ids = set(seen)
         for pool in self.smpp.pools:
             if pool.id in seen:
@@ -195,8 +199,34 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         try:
             validate_settings(self)
             self.oauth.validate()
+            validate_console(self.console)
         except ValueError as exc:
             raise SettingsError(str(exc)) from exc
+
+
+# SMPP 3.4 section 4.1.1: C-Octet String fields, maximum lengths without the NUL.
+_BIND_FIELD_MAX = {"system_id": 15, "password": 8, "system_type": 12}
+
+
+def _check_bind(link: LinkSettings) -> None:
+    """A bind the SMSC can never accept is refused here, naming the key, rather than
+    retried forever at run time."""
+    for key, limit in _BIND_FIELD_MAX.items():
+        value: str = getattr(link, key)
+        if not value.isascii():
+            raise SettingsError(f"smpp.links[{link.id}].{key} must be ASCII")
+        if len(value) > limit:
+            raise SettingsError(
+                f"smpp.links[{link.id}].{key} is {len(value)} octets; SMPP 3.4 allows"
+                f" at most {limit}"
+            )
+    if link.interface_version not in ("3.3", "3.4"):
+        raise SettingsError(f'smpp.links[{link.id}].interface_version must be "3.4" or "3.3"')
+    if link.interface_version == "3.3" and link.bind_mode == "transceiver":
+        raise SettingsError(
+            f"smpp.links[{link.id}].bind_mode: SMPP 3.3 has no transceiver bind;"
+            " use transmitter or receiver, or interface_version 3.4"
+        )
 
 
 def _parse_cidr(text: str, where: str) -> None:
@@ -222,6 +252,8 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
             "license",
             "otp",
             "devices",
+            "console",
+            "log",
             "numbers",
             "oauth",
         }:

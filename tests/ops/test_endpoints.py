@@ -207,7 +207,7 @@ async def test_links_pools_and_config_views(tmp_path: Path, make_sim, make_gatew
         tmp_path,
         [
             link_to(sim, 1, limit_tps=40, system_type="cp"),
-            link_to(sim, 2, limit_tps=60, interface_version="3.3"),
+            link_to(sim, 2, limit_tps=60, interface_version="3.3", bind_mode="transmitter"),
         ],
         [PoolSettings(id=10, name="pool-1", links=[1, 2])],
         server_name="gw-test",

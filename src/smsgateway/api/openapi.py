@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 from starlette.routing import BaseRoute, Route
 
+from ..core.console.messages import AdminMessageAnswer, AdminMessagesAnswer
 from ..core.messages import LinkCheck, MessageInfo, SendResult
 from ..core.otp.projects import ProjectPatch
 from .numbers.admin import (
@@ -79,6 +80,7 @@ class Op:
     ok: int = 200
     errors: tuple[int, ...] = ()
     query: tuple[str, ...] = ()  # positive integer query parameters
+    text_query: tuple[str, ...] = ()  # string query parameters
     upload: str = ""  # a multipart/form-data file field, instead of a JSON body
     body_media: str = "application/json"  # or application/x-www-form-urlencoded
     error_body: type[Any] | None = None  # the face's error shape; None: ErrorBody
@@ -134,6 +136,30 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("DELETE", "/api/v1/admin/filters/{name}"): Op("Delete a filter", "admin", errors=(400, 404)),
     ("GET", "/api/v1/admin/metrics/campaigns"): Op(
         "Campaign counts per link, paged", "admin", errors=(400,), query=("page", "limit")
+    ),
+    ("GET", "/api/v1/admin/messages"): Op(
+        "Search every tenant's messages, newest first (since / until: Unix ms or"
+        " ISO-8601; owner: app:<id>, oauth:<client>, project:<id>, numbers:<id>);"
+        " admin key or a console session",
+        "admin",
+        answer=AdminMessagesAnswer,
+        errors=(400,),
+        query=("limit",),
+        text_query=(
+            "message_id",
+            "transaction_id",
+            "destination",
+            "owner",
+            "status",
+            "since",
+            "until",
+        ),
+    ),
+    ("GET", "/api/v1/admin/messages/{message_id}"): Op(
+        "One message with its parts (SMSC id, state, receipt time) and attempts",
+        "admin",
+        answer=AdminMessageAnswer,
+        errors=(404,),
     ),
     ("POST", "/api/v1/settings/license/upload"): Op(
         "Upload a signed license", "jwt", errors=(400, 503), upload="license"
@@ -313,7 +339,7 @@ def _security(auth: str) -> list[dict[str, list[str]]]:
 def build_openapi(routes: list[BaseRoute], *, title: str, version: str) -> dict[str, Any]:
     ops: list[tuple[str, str, Op]] = []
     for route in routes:
-        if not isinstance(route, Route) or not route.methods:
+        if not isinstance(route, Route) or not route.methods or not route.include_in_schema:
             continue
         if not route.include_in_schema:
             continue  # another program's protocol (the Android app's), documented apart
@@ -361,6 +387,10 @@ def build_openapi(routes: list[BaseRoute], *, title: str, version: str) -> dict[
             for p in _PARAM.findall(path)
         ]
         params += [{"name": q, "in": "query", "required": False, "schema": _ID} for q in op.query]
+        params += [
+            {"name": q, "in": "query", "required": False, "schema": {"type": "string"}}
+            for q in op.text_query
+        ]
         if params:
             entry["parameters"] = params
         if op.body is not None:

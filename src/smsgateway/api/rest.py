@@ -26,6 +26,7 @@ from ..core.auth import Principal
 from ..core.errors import GatewayError, from_exception
 from ..core.messages import SendRequest
 from ..core.ratelimit import QUOTA_SCOPE_KEY, LoginGuard
+from .console import console_routes
 from .fastpath import Answer, FastHandler, FastRequest, FastRoutes
 from .http import client_ip, decode_json, encode_json, forwarded_client, json_response, read_body
 from .mobile import mobile_routes
@@ -409,7 +410,8 @@ def build_app(services: Services) -> ExactRoutes:
         + numbers_routes(api)
         + oauth_routes(api)
         + oneshot_routes(api)
-        + mobile_routes(services),
+        + mobile_routes(services)
+        + console_routes(api),
         exception_handlers={HTTPException: _http_error, 500: _server_error},
     )
     from .openapi import build_openapi

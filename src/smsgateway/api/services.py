@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from ..core.admin import AdminKey
 from ..core.auth import AuthService
+from ..core.console import ConsoleService
 from ..core.devices import DeviceService
 from ..core.messages import MessageService
 from ..core.metrics import Metrics
@@ -31,6 +32,8 @@ class Services:
     otp: OtpServices | None = None
     # Linked Android phones (core/devices): the /mobile face and project device links.
     devices: DeviceService | None = None
+    # The operator console's sessions, time series and live topics (core/console/).
+    console: ConsoleService | None = None
     # Virtual numbers (document 002) and the webhook deliverer (core/numbers, core/webhooks).
     numbers: NumbersService | None = None
     webhooks: WebhookDeliverer | None = None

@@ -297,6 +297,23 @@ class AuthService:
         }
         return jwt.encode(claims, app.secret, algorithm="HS256")
 
+    async def authenticate(self, email: str, password: str) -> UserRow:
+        """The user whose email and password these are (the console's sign-in); every
+        failure is the same InvalidCredentials, at the same argon2 cost."""
+        email = normalize_email(email)
+        if len(password) > PASSWORD_MAX:
+            raise InvalidCredentials()
+        user = None
+        if valid_email(email):
+            with store_errors():
+                user = await self._store.get_user_by_email(email)
+        if user is None:
+            await self._verify(self._dummy_hash, password)
+            raise InvalidCredentials()
+        if not await self._verify(user.password_hash, password):
+            raise InvalidCredentials()
+        return user
+
     async def _rehash(self, user_id: int, password: str) -> None:
         # Parameters were raised since this hash was made; upgrade it while we
         # hold the plaintext. A failure here must not fail the login.

@@ -914,6 +914,8 @@ class MessageService:
         system_id = self.router.remote_system_id(esme)
         persist = channel.bound
         error = "" if persist else f"link is {channel.status.lower()}"
+        if not persist:
+            error += _bind_error(channel)
         return LinkCheck(persist=persist, system_id=system_id, error=error)
 
     def _job_from_rows(self, item: MessageWithParts) -> SendJob:
@@ -962,6 +964,16 @@ def _fill_result(result: SendResult, outcomes: list[PartOutcome]) -> None:
         result.status = _REJECTED
     else:
         result.status = _SUBMITTED
+
+
+def _bind_error(channel: object) -> str:
+    """Why the link (or the first pool member that has one) last failed to bind."""
+    links = [channel] if isinstance(channel, SmppLink) else getattr(channel, "members", [])
+    for link in links:
+        refused = getattr(getattr(link, "client", None), "last_bind_error", None)
+        if refused:
+            return f" (last bind error: {refused})"
+    return ""
 
 
 def _part_rows(message_id: str, parts: list[PartSpec], now: int) -> list[PartRow]:

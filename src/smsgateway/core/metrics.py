@@ -70,6 +70,19 @@ class FastCounter(Collector):
     def inc(self, amount: float = 1.0) -> None:
         self._children[()].value += amount
 
+    def total(self, where: Callable[[tuple[str, ...]], bool] | None = None) -> float:
+        """The sum over children (those whose label values `where` accepts): what
+        the console's sampler reads once a second."""
+        return sum(
+            child.value
+            for key, child in list(self._children.items())
+            if where is None or where(key)
+        )
+
+    def values(self) -> dict[tuple[str, ...], float]:
+        """Every child's value by its label values (a copy)."""
+        return {key: child.value for key, child in list(self._children.items())}
+
     def collect(self) -> Iterable[CounterMetricFamily]:
         family = CounterMetricFamily(self.name, self.doc, labels=self.labelnames)
         for key, child in list(self._children.items()):

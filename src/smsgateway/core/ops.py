@@ -246,6 +246,7 @@ class LinkControl:
                     "limit_tps": _tps(self.pace(link)),
                     "enabled": link.enabled,
                     "reason": reason,
+                    "last_bind_error": link.client.last_bind_error or "",
                 }
             )
         return rows

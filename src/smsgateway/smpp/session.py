@@ -636,6 +636,10 @@ class EsmeClient:
         self.disconnects = 0
         self.last_error: str | None = None
         self.last_bind_status: int | None = None
+        # The last failed bind (refused, unreachable, timed out) and when (Unix s);
+        # kept after a later success so an operator can still read it.
+        self.last_bind_error: str | None = None
+        self.last_bind_error_at: float | None = None
         self._link: _EsmeLink | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -734,7 +738,20 @@ class EsmeClient:
                 raise
             except (OSError, SmppError, TimeoutError) as exc:
                 self.last_error = str(exc) or type(exc).__name__
-                log.info("%s:%d: bind failed: %s", cfg.host, cfg.port, self.last_error)
+                self.last_bind_error = self.last_error
+                self.last_bind_error_at = time.time()
+                if isinstance(exc, CommandError):
+                    # The SMSC answered and said no: retrying will not change its
+                    # mind, so an operator must hear of it.
+                    log.warning(
+                        "%s:%d: bind refused by the SMSC: %s",
+                        cfg.host,
+                        cfg.port,
+                        exc.status_name,
+                        extra={"system_id": cfg.system_id, "status": exc.status_name},
+                    )
+                else:
+                    log.info("%s:%d: bind failed: %s", cfg.host, cfg.port, self.last_error)
                 await asyncio.sleep(backoff * (0.5 + random.random() / 2))
                 backoff = min(cfg.reconnect_max, backoff * 2)
                 continue

@@ -1,0 +1,8 @@
+"""Console pages of the features beyond the native API, one module each; importing
+this package registers them (api/console/pages.py imports it last)."""
+
+from __future__ import annotations
+
+from . import numbers as numbers
+
+__all__ = ["numbers"]
