@@ -217,6 +217,8 @@ class RetryLater(RateLimited):
 
 class DeviceServiceMissing(Unavailable):
     default_message = "device linking is not available on this gateway"
+
+
 # Android devices (issue 12): the /mobile/v1 face answers these as the app expects.
 
 
