@@ -424,3 +424,26 @@ async def test_messages_of_a_phone_unlinked_before_a_crash_are_refused_at_start(
             await again.stop()
     finally:
         await sim.stop()
+
+
+async def test_a_cancelled_report_ends_the_message_failed(
+    make_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    gw = await make_gateway(device_settings(tmp_path))
+    device = await _register(gw, 1)
+    message_id = await send(gw, 1, "to be cancelled")
+    r = await gw.http.get("/mobile/v1/message", headers=_bearer(device["token"]))
+    assert [m["id"] for m in r.json()] == [message_id]
+    report = [
+        {
+            "id": message_id,
+            "state": "Cancelled",
+            "recipients": [{"phoneNumber": "+447700900123", "state": "Cancelled"}],
+            "states": {"Pending": "2026-12-04T19:00:00.000+00:00"},
+        }
+    ]
+    r = await gw.http.patch("/mobile/v1/message", json=report, headers=_bearer(device["token"]))
+    assert r.status_code == 204
+    await _delivered(gw, message_id, "failed")
+    owned = await gw.runtime.messages.get_owned("project:1", message_id)  # type: ignore[union-attr]
+    assert owned is not None and owned.parts[0].error == "cancelled"
