@@ -183,7 +183,7 @@ class Runtime:
             numbers=self.numbers,
             webhooks=self.webhooks,
             tokens=self.tokens,
-            oneshot=OneShotService(self.tokens, self.messages, self.router, self.store),
+            oneshot=OneShotService(self.tokens, self.messages, self.router, self.otp.idempotency),
         )
         rest = build_app(services)
         app = self.ops.wrap(rest)

@@ -10,7 +10,7 @@ import time
 import msgspec
 from otpkit import NUMBER, error_of, key, project
 
-from smsgateway.core.otp.idempotency import request_hash
+from smsgateway.core.idempotency import request_hash
 
 TEST = {NUMBER: "2468"}
 
