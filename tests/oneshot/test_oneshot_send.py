@@ -132,13 +132,23 @@ async def test_failover_when_the_first_gateway_refuses(
     gw = await _gateway(tmp_path, make_gateway, [link_to(a, 1), link_to(b, 2)])
     await gw.bound(1)
     await gw.bound(2)
-    _, auth = await _token(gw.http)
+    client_id, auth = await _token(gw.http)
     r = await gw.http.post("/sms/messages", json=OK, headers=auth)
     assert r.status_code == 200, r.text
     assert [m["status"] for m in a.recent_messages()] == ["ESME_RSUBMITFAIL"]
     assert [m["status"] for m in b.recent_messages()] == ["OK"]
-    (message_id,) = [row[0] for row in _rows(gw, "SELECT id FROM messages")]
-    assert _attempts(gw, message_id) == [(1, "refused"), (2, "accepted")]
+    # A message like any other: the admin message search finds it by owner, with the
+    # attempt each member made.
+    found = await gw.http.get(
+        "/api/v1/admin/messages", params={"owner": f"oauth:{client_id}"}, headers=admin()
+    )
+    assert found.status_code == 200, found.text
+    (row,) = found.json()["data"]
+    assert row["destination"] == OK["recipient"] and row["link_id"] == 2
+    detail = await gw.http.get(f"/api/v1/admin/messages/{row['message_id']}", headers=admin())
+    attempts = [(t["channel_id"], t["outcome"]) for t in detail.json()["data"]["attempts"]]
+    assert attempts == [(1, "refused"), (2, "accepted")]
+    assert _attempts(gw, row["message_id"]) == attempts
 
 
 async def test_failover_when_the_first_gateway_is_down(
