@@ -249,3 +249,25 @@ async def test_a_refused_send_releases_its_idempotency_key(
     assert [m["status"] for m in sim.recent_messages()] == ["ESME_RSUBMITFAIL", "OK"]
     assert (await gw.http.post("/sms/messages", json=OK, headers=keyed)).status_code == 200
     assert len(sim.recent_messages()) == 2
+
+
+async def test_expired_idempotency_keys_are_swept(
+    tmp_path: Path, make_sim: SimFactory, make_gateway: GatewayFactory
+) -> None:
+    sim = await make_sim()
+    gw = await _gateway(tmp_path, make_gateway, [link_to(sim, 1)])
+    await gw.bound(1)
+    _, auth = await _token(gw.http)
+    keyed = auth | {"Idempotency-Key": "old-order"}
+    assert (await gw.http.post("/sms/messages", json=OK, headers=keyed)).status_code == 200
+    oneshot = gw.runtime.oneshot
+    assert oneshot is not None
+    assert await oneshot.sweep() == 0  # still live
+    with sqlite3.connect(gw.runtime.settings.storage.path) as conn:
+        conn.execute("UPDATE idempotency SET expires_at = 1 WHERE key = 'old-order'")
+    assert await oneshot.sweep() == 1
+    assert _rows(gw, "SELECT key FROM idempotency WHERE key = 'old-order'") == []
+    # The key is free again: another body under it is a new send, not a 409.
+    other = {**OK, "message": "Your code: 5678"}
+    assert (await gw.http.post("/sms/messages", json=other, headers=keyed)).status_code == 200
+    assert len(sim.recent_messages()) == 2

@@ -11,6 +11,7 @@ again.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -39,6 +40,7 @@ from .rules import Sms, parse_sms
 log = logging.getLogger(__name__)
 
 IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
+SWEEP_EVERY_S = 3600.0
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 
@@ -57,6 +59,24 @@ class OneShotService:
         self.router = router
         self.store = store
         self._idem_ttl = idempotency_ttl_ms
+
+    async def sweep(self) -> int:
+        """Delete expired idempotency rows (any scope: the table is shared); how many."""
+        with store_errors():
+            return await self.store.idem_purge_expired()
+
+    async def run_sweeper(self, every_s: float = SWEEP_EVERY_S) -> None:
+        """`sweep` forever, every `every_s` seconds (a runtime background task); a
+        store that cannot write now is tried again next time."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                gone = await self.sweep()
+            except GatewayError as exc:
+                log.warning("idempotency sweep failed: %s", exc.message)
+            else:
+                if gone:
+                    log.info("idempotency keys expired", extra={"deleted": gone})
 
     async def authorize(self, bearer: str | None) -> VerifiedToken:
         """The caller's verified token, which must carry `client.sms.send`."""
