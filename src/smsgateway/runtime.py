@@ -84,6 +84,7 @@ class Runtime:
         self.webhooks: WebhookDeliverer | None = None
         self._background: list[asyncio.Task[None]] = []
         self.tokens: TokenService | None = None
+        self.oneshot: OneShotService | None = None
         self._server: _QuietServer | None = None
         self._server_task: asyncio.Task[None] | None = None
         self._collector: LiveCollector | None = None
@@ -169,6 +170,13 @@ class Runtime:
             data_dir=self.data_dir,
         )
         await self.console.start()
+        self.oneshot = oneshot = OneShotService(
+            self.tokens, self.messages, self.router, self.otp.idempotency
+        )
+        # Expired Idempotency-Key rows (every face's: one table) are deleted hourly.
+        self._background.append(
+            asyncio.create_task(self.otp.idempotency.run_sweeper(), name="idem-sweep")
+        )
         services = Services(
             settings=s,
             auth=self.auth,
@@ -182,7 +190,7 @@ class Runtime:
             numbers=self.numbers,
             webhooks=self.webhooks,
             tokens=self.tokens,
-            oneshot=OneShotService(self.tokens, self.messages, self.router, self.otp.idempotency),
+            oneshot=oneshot,
         )
         rest = build_app(services)
         app = self.ops.wrap(rest)

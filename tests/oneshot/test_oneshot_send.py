@@ -132,13 +132,23 @@ async def test_failover_when_the_first_gateway_refuses(
     gw = await _gateway(tmp_path, make_gateway, [link_to(a, 1), link_to(b, 2)])
     await gw.bound(1)
     await gw.bound(2)
-    _, auth = await _token(gw.http)
+    client_id, auth = await _token(gw.http)
     r = await gw.http.post("/sms/messages", json=OK, headers=auth)
     assert r.status_code == 200, r.text
     assert [m["status"] for m in a.recent_messages()] == ["ESME_RSUBMITFAIL"]
     assert [m["status"] for m in b.recent_messages()] == ["OK"]
-    (message_id,) = [row[0] for row in _rows(gw, "SELECT id FROM messages")]
-    assert _attempts(gw, message_id) == [(1, "refused"), (2, "accepted")]
+    # A message like any other: the admin message search finds it by owner, with the
+    # attempt each member made.
+    found = await gw.http.get(
+        "/api/v1/admin/messages", params={"owner": f"oauth:{client_id}"}, headers=admin()
+    )
+    assert found.status_code == 200, found.text
+    (row,) = found.json()["data"]
+    assert row["destination"] == OK["recipient"] and row["link_id"] == 2
+    detail = await gw.http.get(f"/api/v1/admin/messages/{row['message_id']}", headers=admin())
+    attempts = [(t["channel_id"], t["outcome"]) for t in detail.json()["data"]["attempts"]]
+    assert attempts == [(1, "refused"), (2, "accepted")]
+    assert _attempts(gw, row["message_id"]) == attempts
 
 
 async def test_failover_when_the_first_gateway_is_down(
@@ -238,4 +248,26 @@ async def test_a_refused_send_releases_its_idempotency_key(
     assert (await gw.http.post("/sms/messages", json=OK, headers=keyed)).status_code == 200
     assert [m["status"] for m in sim.recent_messages()] == ["ESME_RSUBMITFAIL", "OK"]
     assert (await gw.http.post("/sms/messages", json=OK, headers=keyed)).status_code == 200
+    assert len(sim.recent_messages()) == 2
+
+
+async def test_expired_idempotency_keys_are_swept(
+    tmp_path: Path, make_sim: SimFactory, make_gateway: GatewayFactory
+) -> None:
+    sim = await make_sim()
+    gw = await _gateway(tmp_path, make_gateway, [link_to(sim, 1)])
+    await gw.bound(1)
+    _, auth = await _token(gw.http)
+    keyed = auth | {"Idempotency-Key": "old-order"}
+    assert (await gw.http.post("/sms/messages", json=OK, headers=keyed)).status_code == 200
+    oneshot = gw.runtime.oneshot
+    assert oneshot is not None
+    assert await oneshot.idempotency.sweep() == 0  # still live
+    with sqlite3.connect(gw.runtime.settings.storage.path) as conn:
+        conn.execute("UPDATE idempotency SET expires_at = 1 WHERE key = 'old-order'")
+    assert await oneshot.idempotency.sweep() == 1
+    assert _rows(gw, "SELECT key FROM idempotency WHERE key = 'old-order'") == []
+    # The key is free again: another body under it is a new send, not a 409.
+    other = {**OK, "message": "Your code: 5678"}
+    assert (await gw.http.post("/sms/messages", json=other, headers=keyed)).status_code == 200
     assert len(sim.recent_messages()) == 2

@@ -13,15 +13,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
 import msgspec
 
 from ..store.sqlite import SqliteStore
-from .errors import IdempotencyInProgress, IdempotencyKeyReused, InvalidRequest
+from .errors import (
+    GatewayError,
+    IdempotencyInProgress,
+    IdempotencyKeyReused,
+    InvalidRequest,
+    store_errors,
+)
+
+log = logging.getLogger(__name__)
 
 MAX_KEY_CHARS = 255
+SWEEP_EVERY_S = 3600.0
 
 
 class Answer(msgspec.Struct, array_like=True):
@@ -109,3 +119,21 @@ class Idempotency:
             raise
         finally:
             del self._running[(scope, key)]
+
+    async def sweep(self) -> int:
+        """Delete expired rows (every scope: all faces share the table); how many."""
+        with store_errors():
+            return await self.store.idem_purge_expired()
+
+    async def run_sweeper(self, every_s: float = SWEEP_EVERY_S) -> None:
+        """`sweep` forever, every `every_s` seconds (a runtime background task); a
+        store that cannot write now is tried again next time."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                gone = await self.sweep()
+            except GatewayError as exc:
+                log.warning("idempotency sweep failed: %s", exc.message)
+            else:
+                if gone:
+                    log.info("idempotency keys expired", extra={"deleted": gone})
