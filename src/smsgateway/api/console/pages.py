@@ -40,6 +40,7 @@ class Page:
     snapshot: Snapshot
     topics: tuple[str, ...] = ()
     actions: Mapping[str, Action] = field(default_factory=dict)
+    order: int = 100  # place in the menu, smallest first
 
     @property
     def script(self) -> str:
@@ -56,7 +57,7 @@ def register_page(page: Page) -> None:
 
 
 def pages() -> list[Page]:
-    return list(_PAGES.values())
+    return sorted(_PAGES.values(), key=lambda p: p.order)
 
 
 def page(name: str) -> Page | None:
@@ -102,13 +103,13 @@ def _console(fn: Callable[[ConsoleService], Awaitable[Any]]) -> Snapshot:
 
 
 for _page in (
-    Page("overview", "Overview", _console(_overview), ("metrics", "links")),
-    Page("links", "Links and pools", _console(_links), ("links",)),
-    Page("messages", "Messages", _console(_messages)),
-    Page("users", "Users and apps", _console(_users)),
-    Page("campaigns", "Campaigns", _console(_campaigns)),
-    Page("filters", "Filters", _console(_filters)),
-    Page("audit", "Audit log", _console(_audit)),
+    Page("overview", "Overview", _console(_overview), ("metrics", "links"), order=10),
+    Page("links", "Links and pools", _console(_links), ("links",), order=20),
+    Page("messages", "Messages", _console(_messages), order=30),
+    Page("users", "Users and apps", _console(_users), order=40),
+    Page("campaigns", "Campaigns", _console(_campaigns), order=200),
+    Page("filters", "Filters", _console(_filters), order=210),
+    Page("audit", "Audit log", _console(_audit), order=220),
 ):
     register_page(_page)
 
