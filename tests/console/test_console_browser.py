@@ -188,15 +188,18 @@ async def test_an_admin_user_signs_in_and_a_plain_user_cannot(
     base = f"http://127.0.0.1:{gw.runtime.rest_port}"
     admin_reg = await gw.register("boss@example.com")
     await gw.register("plain@example.com")
-    r = await gw.http.put(
-        f"/api/v1/admin/proxy-users/{admin_reg['user_id']}/toggle-admin",
-        headers={"X-Admin-Key": ADMIN_KEY},
-    )
-    assert r.status_code == 200 and r.json()["data"]["is_admin"] is True
     context = await browser.new_context()
     w = await watched_page(context, allow_401=True)  # the plain user's refusal
     page = w.page
-    await page.goto(f"{base}/console")
+    # The operator makes boss an admin from the Users page, and signs out.
+    await sign_in(page, base)
+    await open_page(page, "users")
+    boss = page.locator("#users-table tbody tr", has_text="boss@example.com")
+    await boss.locator('button[data-action="toggle-admin"]').click()
+    await expect(boss.locator('button[data-action="toggle-admin"]')).to_have_text("Remove admin")
+    assert await gw.runtime.auth.is_admin(admin_reg["user_id"])  # type: ignore[union-attr]
+    await page.click("#logout")
+    await expect(page.locator("#login")).to_be_visible()
     await page.fill("#login-email", "plain@example.com")
     await page.fill("#login-password", "correct-horse-9")
     await page.click("#login-user button[type=submit]")
