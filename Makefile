@@ -6,7 +6,7 @@ UV := $(PY) -m uv
 
 setup:
 	@$(PY) -m uv --version >/dev/null 2>&1 || $(PY) -m pip install --quiet --disable-pip-version-check uv
-	@$(UV) sync --frozen --quiet
+	@$(UV) sync --frozen --quiet --compile-bytecode
 	@cd tests/interop/node && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error; }
 	@cd tests/interop/oidc && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error; }
 	@# The console tests drive Debian's Chromium (never a browser Playwright downloads).

@@ -11,9 +11,13 @@ import os
 import signal
 import sys
 from collections.abc import Coroutine, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .settings import LinkSettings, Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from .devicesim.sim import DeviceSim
+    from .runtime import Runtime
 
 log = logging.getLogger("smsgateway")
 
@@ -50,6 +54,7 @@ async def _run_until_signal(settings: Settings, *, demo_smsc_port: int | None = 
     phone = None
     if demo_smsc_port is not None:
         phone = await _demo_phone(settings, runtime)
+        _print_oneshot_demo(settings, runtime.rest_port)
         _print_demo(settings, runtime.rest_port, demo_smsc_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -66,11 +71,9 @@ async def _run_until_signal(settings: Settings, *, demo_smsc_port: int | None = 
     return 0
 
 
-async def _demo_phone(settings: Settings, runtime: Any) -> Any:
-    """With OTP projects in this build: a "Demo" project and a reference phone linked
-    to it (see devicesim/demo.py), and the send-otp / verify-otp session to try."""
-    if getattr(runtime, "otp", None) is None:
-        return None
+async def _demo_phone(settings: Settings, runtime: Runtime) -> DeviceSim:
+    """A "Demo" OTP project and a reference phone linked to it (see devicesim/demo.py),
+    and the send-otp / verify-otp session to try."""
     from .devicesim.demo import demo_project_phone
 
     base = f"http://{settings.server.host}:{runtime.rest_port}"
@@ -127,6 +130,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 limit_tps=200,
             )
         )
+    if not settings.sms_api.gateways:
+        settings.sms_api.gateways = [settings.smpp.links[0].id]
     settings.validate()
     _setup_logging(args.log_level, settings)
     return _run(_run_until_signal(settings, demo_smsc_port=args.smsc_port))
@@ -138,6 +143,31 @@ def _run(coro: Coroutine[Any, Any, int]) -> int:
     except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
         return asyncio.run(coro)
     return uvloop.run(coro)
+
+
+def _print_oneshot_demo(settings: Settings, port: int) -> None:
+    base = f"http://{settings.server.host}:{port}"
+    key = settings.auth.admin_api_key
+    field = "python3 -c 'import json,sys; print(json.load(sys.stdin){})'"
+    print(
+        f"""
+One-shot face (POST /sms/messages, gateways tried in order: {settings.sms_api.gateways}):
+an OAuth client, a token from the gateway's own endpoint, one send (200 = accepted):
+
+  CLIENT=$(curl -s -X POST {base}/api/v1/admin/oauth-clients -H 'X-Admin-Key: {key}' \\
+       -H 'Content-Type: application/json' -d '{{"name":"demo","scopes":["client.sms.send"]}}')
+  ID=$(echo "$CLIENT" | {field.format('["data"]["client_id"]')})
+  SECRET=$(echo "$CLIENT" | {field.format('["data"]["client_secret"]')})
+  AT=$(curl -s -u "$ID:$SECRET" -d grant_type=client_credentials -d scope=client.sms.send \\
+       {base}/oauth/token | {field.format('["access_token"]')})
+  curl -s -o /dev/null -w '%{{http_code}}\\n' -X POST {base}/sms/messages \\
+       -H "Authorization: Bearer $AT" -H 'Content-Type: application/json' \\
+       -d '{{"sender":"Demo","recipient":"+4798765432","message":"Your code: 1234"}}'
+
+Operator console: {base}/console (sign in with the admin key {key}); API docs: {base}/docs
+""",
+        flush=True,
+    )
 
 
 def _print_demo(settings: Settings, port: int, smsc_port: int) -> None:

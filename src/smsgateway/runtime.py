@@ -132,7 +132,6 @@ class Runtime:
             report=self._channel_report,
             inbound=self._device_inbound,
             add_channel=self._add_channel,
-            remove_channel=self._remove_channel,
         )
         # Before the links start: license holds and paces apply to their first bind.
         await self.ops.start(METRICS.registry)
@@ -183,7 +182,7 @@ class Runtime:
             numbers=self.numbers,
             webhooks=self.webhooks,
             tokens=self.tokens,
-            oneshot=OneShotService(self.tokens, self.messages, self.router, self.store),
+            oneshot=OneShotService(self.tokens, self.messages, self.router, self.otp.idempotency),
         )
         rest = build_app(services)
         app = self.ops.wrap(rest)
@@ -262,10 +261,6 @@ class Runtime:
     def _add_channel(self, channel: DeviceChannel) -> None:
         assert self.router is not None
         self.router.add_channel(channel)
-
-    def _remove_channel(self, channel_id: int) -> None:
-        assert self.router is not None
-        self.router.remove_channel(channel_id)
 
     def _channel_report(
         self, channel_id: int, message_id: str, state: str, error: str | None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -370,3 +371,79 @@ async def test_another_tenant_cannot_send_through_a_projects_phone(
         assert sim.messages == {}
     finally:
         await sim.stop()
+
+
+async def test_a_scheduled_message_for_an_unlinked_phone_is_refused_when_due(
+    make_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    gw = await make_gateway(device_settings(tmp_path))
+    sim = await phone(gw, 1)
+    try:
+        channel_id = svc(gw).channel_id(1)
+        assert channel_id is not None and gw.runtime.messages is not None
+        later = await gw.runtime.messages.send(
+            owner="project:1",
+            channel_id=channel_id,
+            source="Gateway",
+            destination="+447700900123",
+            text="due in a moment",
+            wait="stored",
+            not_before_ms=int(time.time() * 1000) + 600,
+        )
+        await svc(gw).revoke(1)
+        await eventually(lambda: message_status(gw, later.message_id)[0] == "rejected")
+        assert sim.messages == {}
+    finally:
+        await sim.stop()
+
+
+async def test_messages_of_a_phone_unlinked_before_a_crash_are_refused_at_start(
+    make_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    """Unlinked, then the gateway died before refusing what was queued for it: at the
+    next start those messages are refused, not left queued for ever."""
+    settings = device_settings(tmp_path)
+    gw = await make_gateway(settings)
+    sim = await phone(gw, 1)
+    await sim.go_offline()
+    stranded = await send(gw, 1, "for a phone about to go")
+    await gw.stop()
+    with db(gw) as conn:  # the unlink committed; its refusals never ran
+        conn.execute("UPDATE devices SET revoked_at = 1 WHERE project_id = 1")
+    gw2 = await make_gateway(settings)
+    try:
+        await eventually(lambda: message_status(gw2, stranded)[0] == "rejected")
+        assert await svc(gw2).active_device(1) is None
+        # A new phone for the project gets a channel of its own and works.
+        again = await phone(gw2, 1)
+        try:
+            fresh = await send(gw2, 1, "for the new phone")
+            await _delivered(gw2, fresh)
+            assert set(again.messages) == {fresh}
+        finally:
+            await again.stop()
+    finally:
+        await sim.stop()
+
+
+async def test_a_cancelled_report_ends_the_message_failed(
+    make_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    gw = await make_gateway(device_settings(tmp_path))
+    device = await _register(gw, 1)
+    message_id = await send(gw, 1, "to be cancelled")
+    r = await gw.http.get("/mobile/v1/message", headers=_bearer(device["token"]))
+    assert [m["id"] for m in r.json()] == [message_id]
+    report = [
+        {
+            "id": message_id,
+            "state": "Cancelled",
+            "recipients": [{"phoneNumber": "+447700900123", "state": "Cancelled"}],
+            "states": {"Pending": "2026-12-04T19:00:00.000+00:00"},
+        }
+    ]
+    r = await gw.http.patch("/mobile/v1/message", json=report, headers=_bearer(device["token"]))
+    assert r.status_code == 204
+    await _delivered(gw, message_id, "failed")
+    owned = await gw.runtime.messages.get_owned("project:1", message_id)  # type: ignore[union-attr]
+    assert owned is not None and owned.parts[0].error == "cancelled"

@@ -53,7 +53,7 @@ def test_the_demo_phone_receives_the_code_that_verifies(tmp_path: Path) -> None:
             if "Press Ctrl-C to stop." in line:
                 break
         text = "".join(printed)
-        block = text.split("OTP demo:", 1)[1].split("smsgateway is running", 1)[0]
+        block = text.split("OTP demo:", 1)[1].split("One-shot face", 1)[0]
         before, verify = block.split("# the phone's SMS", 1)
         verify = verify.split("\n", 1)[1]
         session = before.split("In another shell:", 1)[1]

@@ -1,5 +1,6 @@
-"""`make run` (= `smsgateway demo`): the curl session it prints, pasted into a shell as
-printed, registers, logs in, checks the link, sends, and sees the receipt."""
+"""`make run` (= `smsgateway demo`): the curl sessions it prints, pasted into a shell as
+printed: the native one registers, logs in, checks the link, sends, and sees the
+receipt; the one-shot one makes an OAuth client, gets a token and sends (200)."""
 
 from __future__ import annotations
 
@@ -86,6 +87,11 @@ def test_the_printed_curl_session_works_as_pasted(tmp_path: Path) -> None:
             time.sleep(0.1)
         assert status == "delivered", answer
         assert answer["parts"] == {"1": "delivered"}
+
+        oneshot = text.split("one send (200 = accepted):", 1)[1].split("Operator console:", 1)[0]
+        assert bash(oneshot).strip() == "200"
+        console = text.split("Operator console: ", 1)[1].split(" ", 1)[0]
+        assert console == f"http://127.0.0.1:{rest}/console"
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=20) == 0
         assert (tmp_path / "data").is_dir()

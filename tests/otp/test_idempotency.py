@@ -10,7 +10,7 @@ import time
 import msgspec
 from otpkit import NUMBER, error_of, key, project
 
-from smsgateway.core.otp.idempotency import request_hash
+from smsgateway.core.idempotency import request_hash
 
 TEST = {NUMBER: "2468"}
 
@@ -84,7 +84,7 @@ async def test_a_key_held_by_another_node(otp_gateway) -> None:
     """Another node (here: the same store, written directly) holds the key: the
     duplicate polls the row and replays that node's answer once it is finished; a
     key left in progress by a node that died is taken over after the wait."""
-    gw, _ = await otp_gateway(idempotency_wait_s=0.5)
+    gw, _ = await otp_gateway(idempotency_wait_s=2.0)
     pid, k = await project(gw, test_numbers=TEST)
     store = gw.runtime.store
     assert store is not None

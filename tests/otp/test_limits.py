@@ -7,7 +7,7 @@ from otpkit import error_of, key, project
 
 
 async def test_project_rate_limit(otp_gateway) -> None:
-    gw, _ = await otp_gateway(project_rps=0.5, project_burst=3)
+    gw, _ = await otp_gateway(project_rps=0.01, project_burst=3)
     _, a = await project(gw, "A", channel=1)
     _, b = await project(gw, "B", channel=1)
     codes = [(await gw.http.get("/v1/status", headers=key(a))).status_code for _ in range(4)]

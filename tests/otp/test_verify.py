@@ -8,6 +8,8 @@ import asyncio
 
 from otpkit import NUMBER, OTHER, error_of, key, project, texts_to
 
+from gwkit import admin
+
 TEST = {NUMBER: "2468", OTHER: "13579"}
 
 
@@ -65,7 +67,7 @@ async def test_wrong_codes_count_down_to_max_attempts(otp_gateway) -> None:
 
 async def test_expiry_and_already_verified(otp_gateway) -> None:
     gw, _ = await otp_gateway()
-    _, k = await project(gw, test_numbers=TEST, ttl_s=1)
+    pid, k = await project(gw, test_numbers=TEST, ttl_s=1)
     vid = (await _send(gw, k))["verificationId"]
     await asyncio.sleep(1.2)
     r = await _verify(gw, k, vid, "2468")
@@ -73,10 +75,12 @@ async def test_expiry_and_already_verified(otp_gateway) -> None:
     r = await _verify(gw, k, vid, "2468")
     assert r.status_code == 410 and error_of(r)["code"] == "OTP_EXPIRED"
     # After expiry a send starts over.
-    vid2 = (await _send(gw, k))["verificationId"]
-    assert vid2 != vid
-    assert (await _verify(gw, k, vid2, "2468")).json()["data"]["verified"] is True
-    r = await _verify(gw, k, vid2, "2468")
+    assert (await _send(gw, k))["verificationId"] != vid
+    r = await gw.http.patch(f"/api/v1/admin/projects/{pid}", json={"ttl_s": 600}, headers=admin())
+    assert r.status_code == 200
+    vid2 = (await _send(gw, k, OTHER))["verificationId"]
+    assert (await _verify(gw, k, vid2, "13579")).json()["data"]["verified"] is True
+    r = await _verify(gw, k, vid2, "13579")
     assert r.status_code == 409 and error_of(r)["code"] == "OTP_ALREADY_VERIFIED"
     r = await _verify(gw, k, vid2, "0000")
     assert r.status_code == 409 and error_of(r)["code"] == "OTP_ALREADY_VERIFIED"

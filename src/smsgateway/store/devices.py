@@ -51,6 +51,8 @@ class DeviceMessageRow(msgspec.Struct, frozen=True):
 
 
 _DEVICE_COLS = ", ".join(DeviceRow.__struct_fields__)
+# A device's channel (route) id: 1_000_000 + device id (core.devices.channel).
+CHANNEL_ID_BASE = 1_000_000
 _LINK_COLS = ", ".join(LinkRow.__struct_fields__)
 _DM_COLS = ", ".join(DeviceMessageRow.__struct_fields__)
 
@@ -149,6 +151,20 @@ class DeviceStore:
         def q(conn: sqlite3.Connection) -> list[DeviceRow]:
             rows = conn.execute(
                 f"SELECT {_DEVICE_COLS} FROM devices WHERE revoked_at IS NULL ORDER BY id"
+            ).fetchall()
+            return [_device(r) for r in rows]
+
+        return await self.store.read(q)
+
+    async def retired_with_queued(self) -> list[DeviceRow]:
+        """Retired devices that queued messages still name (by channel id)."""
+
+        def q(conn: sqlite3.Connection) -> list[DeviceRow]:
+            rows = conn.execute(
+                f"SELECT {_DEVICE_COLS} FROM devices d WHERE revoked_at IS NOT NULL"
+                " AND EXISTS (SELECT 1 FROM messages m WHERE m.status = 'queued'"
+                " AND m.route_id = ? + d.id) ORDER BY id",
+                (CHANNEL_ID_BASE,),
             ).fetchall()
             return [_device(r) for r in rows]
 

@@ -36,8 +36,8 @@ from ...core.errors import (
     Unavailable,
     from_exception,
 )
+from ...core.idempotency import Answer, request_hash
 from ...core.ids import uuid7
-from ...core.otp.idempotency import Answer, request_hash
 from ...core.otp.projects import Project
 from ...core.otp.service import MessageAccepted, MessageItem, day_text, iso, shown_status
 from ...core.otp.wiring import OtpServices

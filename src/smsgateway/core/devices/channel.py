@@ -37,8 +37,12 @@ PROCESSED = "Processed"
 SENT = "Sent"
 DELIVERED = "Delivered"
 FAILED = "Failed"
-APP_STATES = frozenset({PENDING, PROCESSED, SENT, DELIVERED, FAILED})
-_FINAL = {DELIVERED: "delivered", FAILED: "failed"}
+# Cancellation is the app's server's feature, never asked for here; a phone that says
+# so all the same has not sent the message.
+CANCELLING = "Cancelling"
+CANCELLED = "Cancelled"
+APP_STATES = frozenset({PENDING, PROCESSED, SENT, DELIVERED, FAILED, CANCELLING, CANCELLED})
+_FINAL = {DELIVERED: "delivered", FAILED: "failed", CANCELLED: "failed"}
 _REPORTED_KEPT = 4096
 
 
@@ -226,7 +230,8 @@ class DeviceChannel:
             )
             final = _FINAL.get(rep.state)
             if final is not None and (fresh or previous not in _FINAL):
-                self._report(self.id, rep.message_id, final, rep.error)
+                error = rep.error or ("cancelled" if rep.state == CANCELLED else None)
+                self._report(self.id, rep.message_id, final, error)
 
     # -- lifecycle ------------------------------------------------------------------
 

@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 # (channel_id, source, destination, text, received_at_ms) -> inbound row id, committed.
 InboundSink = Callable[[int, str, str, str, int], Awaitable[str]]
 ChannelHook = Callable[[DeviceChannel], None]
-RemoveHook = Callable[[int], None]
 
 _CODE_SCOPE = "device-link"
 _CODE_DIGITS = 6
@@ -133,7 +132,6 @@ class DeviceService:
         report: Reporter,
         inbound: InboundSink,
         add_channel: ChannelHook,
-        remove_channel: RemoveHook,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.devices = DeviceStore(store)
@@ -144,7 +142,6 @@ class DeviceService:
         self._report = report
         self._inbound = inbound
         self._add_channel = add_channel
-        self._remove_channel = remove_channel
         self._clock = clock
         self._by_project: dict[int, DeviceSession] = {}
         self._by_device: dict[int, DeviceSession] = {}
@@ -165,6 +162,12 @@ class DeviceService:
         for row in await self.devices.active():
             session = self._open(row)
             session.channel.seed_handed(await self.devices.handed_since(row.id, since))
+        # Phones unlinked while messages for them were still stored (a crash between
+        # the unlink and its refusals): their channels refuse those messages now.
+        for row in await self.devices.retired_with_queued():
+            channel = self._channel(row)
+            channel.retire()
+            self._add_channel(channel)
         self._sweeper = asyncio.create_task(self._sweep(), name="devices-sweep")
 
     async def stop(self) -> None:
@@ -186,7 +189,15 @@ class DeviceService:
                 session.channel.drop_given_up()
 
     def _open(self, row: DeviceRow) -> DeviceSession:
-        channel = DeviceChannel(
+        channel = self._channel(row)
+        session = DeviceSession(row, channel)
+        self._by_project[row.project_id] = session
+        self._by_device[row.id] = session
+        self._add_channel(channel)
+        return session
+
+    def _channel(self, row: DeviceRow) -> DeviceChannel:
+        return DeviceChannel(
             row.id,
             row.name,
             row.project_id,
@@ -198,11 +209,6 @@ class DeviceService:
             online=self._online,
             clock=self._clock,
         )
-        session = DeviceSession(row, channel)
-        self._by_project[row.project_id] = session
-        self._by_device[row.id] = session
-        self._add_channel(channel)
-        return session
 
     def _close(self, device_id: int) -> None:
         session = self._by_device.pop(device_id, None)
@@ -210,8 +216,9 @@ class DeviceService:
             return
         if self._by_project.get(session.row.project_id) is session:
             del self._by_project[session.row.project_id]
+        # The retired channel stays routable: what still names it (a scheduled send
+        # coming due, a requeue) is refused at once instead of waiting for ever.
         session.channel.retire()
-        self._remove_channel(session.channel.id)
 
     def _online(self, device_id: int) -> bool:
         if self.hub.connected(device_id):

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from functools import cache
 
 import phonenumbers
-from phonenumbers import geocoder
 
 # Regions phonenumbers has no English name for (shared calling codes).
 _NAMES = {
@@ -43,6 +42,10 @@ def _name(iso: str) -> str:
     example = phonenumbers.example_number(iso) or phonenumbers.example_number_for_type(
         iso, phonenumbers.PhoneNumberType.MOBILE
     )
+    # Imported here, not at module load: the geocoder's data is 19 MB of Python that
+    # only /api/init needs, and every gateway start would pay for it.
+    from phonenumbers import geocoder
+
     name = geocoder.country_name_for_number(example, "en") if example is not None else ""
     return name or iso
 

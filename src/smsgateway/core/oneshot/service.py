@@ -2,35 +2,31 @@
 honour an Idempotency-Key, and hand the message to the [sms_api] priority list,
 answering only once a gateway accepted it.
 
-Idempotency uses the store's generic table (scope `oneshot:<owner>`): the key is
-claimed before anything is sent, so a concurrent repeat finds it in progress (409) and
-a later repeat with the same body gets the first answer again without a second send.
-A send that no gateway accepted releases the key: nothing went out, so a retry may try
-again.
+Idempotency is core/idempotency.py's, as on the /v1 face (scope `oneshot:<owner>`):
+a concurrent repeat waits for the first, a later repeat with the same body gets the
+first answer again without a second send, and a send that no gateway accepted
+releases the key (nothing went out, so a retry may try again).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from typing import Any
 
 import msgspec
 
-from ...store.sqlite import SqliteStore
 from ..errors import (
     BearerRequired,
     ConstraintViolations,
     GatewayError,
-    IdempotencyInProgress,
-    IdempotencyKeyReused,
     InsufficientScope,
     InvalidRequest,
     NoGatewayAccepted,
     NoGatewaysConfigured,
     store_errors,
 )
+from ..idempotency import Answer, Idempotency, request_hash
 from ..messages import MessageService
 from ..routing import Router
 from ..tokens import SMS_SEND_SCOPE, TokenService, VerifiedToken
@@ -38,7 +34,6 @@ from .rules import Sms, parse_sms
 
 log = logging.getLogger(__name__)
 
-IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 
@@ -48,15 +43,12 @@ class OneShotService:
         tokens: TokenService,
         messages: MessageService,
         router: Router,
-        store: SqliteStore,
-        *,
-        idempotency_ttl_ms: int = IDEMPOTENCY_TTL_MS,
+        idempotency: Idempotency,
     ) -> None:
         self.tokens = tokens
         self.messages = messages
         self.router = router
-        self.store = store
-        self._idem_ttl = idempotency_ttl_ms
+        self.idempotency = idempotency
 
     async def authorize(self, bearer: str | None) -> VerifiedToken:
         """The caller's verified token, which must carry `client.sms.send`."""
@@ -81,29 +73,17 @@ class OneShotService:
             raise ConstraintViolations(
                 ["The Idempotency-Key header must be 1 to 255 visible ASCII characters"]
             )
-        scope = f"oneshot:{token.owner}"
-        digest = hashlib.sha256(
-            msgspec.json.encode([sms.sender, sms.recipient, sms.message])
-        ).hexdigest()
-        with store_errors():
-            row = await self.store.idem_begin(scope, idempotency_key, digest, self._idem_ttl)
-        if row is not None:
-            if row.request_hash != digest:
-                raise IdempotencyKeyReused()
-            if row.in_progress:
-                raise IdempotencyInProgress()
-            return True
-        try:
+        digest = request_hash(msgspec.json.encode([sms.sender, sms.recipient, sms.message]))
+
+        async def deliver() -> Answer:
             await self._deliver(token.owner, sms)
-        except Exception:
-            # Not on cancellation (shutdown): whether the message left is unknown, so
-            # the key stays claimed until it expires rather than invite a second send.
-            with store_errors():
-                await self.store.idem_abort(scope, idempotency_key)
-            raise
+            return Answer(200, b"")
+
         with store_errors():
-            await self.store.idem_finish(scope, idempotency_key, b"")
-        return False
+            _, replayed = await self.idempotency.run(
+                f"oneshot:{token.owner}", idempotency_key, digest, deliver
+            )
+        return replayed
 
     async def _deliver(self, owner: str, sms: Sms) -> None:
         channel = self.router.sms_api

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from ...settings_otp import OtpSettings
 from ...store.otp import OtpStore
 from ...store.sqlite import SqliteStore
+from ..idempotency import Idempotency
 from ..secrets import Secrets
 from .codes import Codes
-from .idempotency import Idempotency
 from .ports import Channels, Devices, Sender
 from .projects import ProjectService
 from .service import OtpService

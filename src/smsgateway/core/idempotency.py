@@ -1,4 +1,5 @@
-"""Idempotency-Key for the /v1 POSTs, over the store's idempotency table.
+"""Idempotency-Key for every face that takes one (/v1 POSTs, POST /sms/messages), over
+the store's idempotency table.
 
 The same key with the same request within the ttl gets the first answer again and
 does nothing; the same key with another request is refused; a duplicate that arrives
@@ -17,8 +18,8 @@ from collections.abc import Awaitable, Callable
 
 import msgspec
 
-from ...store.sqlite import SqliteStore
-from ..errors import IdempotencyInProgress, IdempotencyKeyReused, InvalidRequest
+from ..store.sqlite import SqliteStore
+from .errors import IdempotencyInProgress, IdempotencyKeyReused, InvalidRequest
 
 MAX_KEY_CHARS = 255
 
