@@ -18,6 +18,7 @@ from browserkit import ARTIFACTS, watched_page
 from playwright.async_api import Browser, Page, expect
 
 from gwkit import ADMIN_KEY, Gateway, eventually, link_to, make_settings
+from smsgateway.devicesim import DeviceSim, SimConfig
 from smsgateway.settings import PoolSettings
 from smsgateway.settings_channels import ListSettings
 from smsgateway.settings_console import ConsoleSettings
@@ -187,15 +188,18 @@ async def test_an_admin_user_signs_in_and_a_plain_user_cannot(
     base = f"http://127.0.0.1:{gw.runtime.rest_port}"
     admin_reg = await gw.register("boss@example.com")
     await gw.register("plain@example.com")
-    r = await gw.http.put(
-        f"/api/v1/admin/proxy-users/{admin_reg['user_id']}/toggle-admin",
-        headers={"X-Admin-Key": ADMIN_KEY},
-    )
-    assert r.status_code == 200 and r.json()["data"]["is_admin"] is True
     context = await browser.new_context()
     w = await watched_page(context, allow_401=True)  # the plain user's refusal
     page = w.page
-    await page.goto(f"{base}/console")
+    # The operator makes boss an admin from the Users page, and signs out.
+    await sign_in(page, base)
+    await open_page(page, "users")
+    boss = page.locator("#users-table tbody tr", has_text="boss@example.com")
+    await boss.locator('button[data-action="toggle-admin"]').click()
+    await expect(boss.locator('button[data-action="toggle-admin"]')).to_have_text("Remove admin")
+    assert await gw.runtime.auth.is_admin(admin_reg["user_id"])  # type: ignore[union-attr]
+    await page.click("#logout")
+    await expect(page.locator("#login")).to_be_visible()
     await page.fill("#login-email", "plain@example.com")
     await page.fill("#login-password", "correct-horse-9")
     await page.click("#login-user button[type=submit]")
@@ -373,5 +377,102 @@ async def test_number_users_and_numbers_from_the_console(
     actions = {(a.actor, a.action) for a in audit}
     assert ("console:admin-key", "number_user.create") in actions
     assert ("console:admin-key", "numbers.import") in actions
+    w.assert_clean()
+    await context.close()
+
+
+async def test_otp_projects_keys_and_a_phone_linked_by_qr(
+    tmp_path: Path, make_gateway: Any, browser: Browser
+) -> None:
+    gw: Gateway = await make_gateway(make_settings(tmp_path, []))
+    base = f"http://127.0.0.1:{gw.runtime.rest_port}"
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    w = await watched_page(context)
+    page = w.page
+    await sign_in(page, base)
+    await open_page(page, "projects")
+    await page.fill('#project-create input[name="name"]', "Shop")
+    await page.click("#project-create button[type=submit]")
+    card = page.locator("section.project", has_text="Shop")
+    await expect(card).to_contain_text("No phone linked")
+
+    # An API key, shown once; it opens the /v1 API until it is revoked.
+    await card.locator('button[data-action="create-key"]').click()
+    shown = page.locator("#project-key code.secret")
+    await expect(shown).to_have_count(1)
+    api_key = await shown.inner_text()
+    assert (await gw.http.get("/v1/status", headers={"X-SMX-API-Key": api_key})).status_code == 200
+    await page.reload()
+    await expect(page.locator("#page-projects")).to_have_attribute("data-ready", "true")
+    assert api_key not in await page.content()
+    card = page.locator("section.project", has_text="Shop")
+    await card.locator('button[data-action="revoke-key"]').click()
+    await expect(card.locator('button[data-action="revoke-key"]')).to_have_count(0)
+    assert (await gw.http.get("/v1/status", headers={"X-SMX-API-Key": api_key})).status_code == 401
+
+    # Link a phone: the QR is drawn on the page with the code the app signs in with.
+    await card.locator('button[data-action="link-device"]').click()
+    qr = page.locator("#device-link img.qr")
+    await expect(qr).to_be_visible()
+    await page.wait_for_function(
+        "() => { const i = document.querySelector('#device-link img.qr');"
+        " return i !== null && i.complete && i.naturalWidth > 0; }"
+    )
+    code = await page.locator("#device-link code.link-code").inner_text()
+    server = await page.locator("#device-link code.server-url").inner_text()
+    await w.shot("projects-device-link")
+    sim = DeviceSim(SimConfig(server=server, code=code, name="Pixel (devicesim)", retry_s=0.05))
+    try:
+        await sim.start()
+        # The page looks again until the phone is there, then shows it online.
+        state = page.locator("section.project", has_text="Shop").locator(".device-state")
+        await expect(state).to_have_text("online", timeout=15_000)
+        await expect(page.locator("section.project", has_text="Shop")).to_contain_text(
+            "Pixel (devicesim)"
+        )
+        await w.shot("projects")
+        await page.locator('button[data-action="revoke-device"]').click()
+        await expect(page.locator("section.project", has_text="Shop")).to_contain_text(
+            "No phone linked"
+        )
+    finally:
+        await sim.stop()
+    audit = {a.action for a in await gw.runtime.store.list_audit()}  # type: ignore[union-attr]
+    assert {"project.create", "project.key.create", "project.key.revoke"} <= audit
+    assert {"device.link", "device.revoke"} <= audit
+    w.assert_clean()
+    await context.close()
+
+
+async def test_oauth_clients_from_the_console(
+    tmp_path: Path, make_gateway: Any, browser: Browser
+) -> None:
+    gw: Gateway = await make_gateway(make_settings(tmp_path, []))
+    base = f"http://127.0.0.1:{gw.runtime.rest_port}"
+    context = await browser.new_context(viewport={"width": 1400, "height": 900})
+    w = await watched_page(context)
+    page = w.page
+    await sign_in(page, base)
+    await open_page(page, "oauth")
+    await page.fill('#oauth-client-create input[name="name"]', "billing")
+    await page.click("#oauth-client-create button[type=submit]")
+    client_id = await page.locator("#oauth-client-secret code.client-id").inner_text()
+    secret = await page.locator("#oauth-client-secret code.secret").inner_text()
+    row = page.locator("#oauth-clients-table tbody tr", has_text="billing")
+    await expect(row).to_contain_text("client.sms.send")
+    await w.shot("oauth")
+
+    async def token_status() -> int:
+        r = await gw.http.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(client_id, secret),
+        )
+        return r.status_code
+
+    assert await token_status() == 200
+    await row.locator('button[data-action="delete"]').click()
+    await expect(page.locator("#oauth-clients-table tbody tr")).to_have_count(0)
+    assert await token_status() == 401
     w.assert_clean()
     await context.close()

@@ -14,7 +14,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from ...core.console import ConsoleService
+from ...core.errors import InvalidRequest
 from ..services import Services
 
 Snapshot = Callable[[Services], Awaitable[Any]]
@@ -40,6 +43,7 @@ class Page:
     snapshot: Snapshot
     topics: tuple[str, ...] = ()
     actions: Mapping[str, Action] = field(default_factory=dict)
+    order: int = 100  # place in the menu, smallest first
 
     @property
     def script(self) -> str:
@@ -56,7 +60,7 @@ def register_page(page: Page) -> None:
 
 
 def pages() -> list[Page]:
-    return list(_PAGES.values())
+    return sorted(_PAGES.values(), key=lambda p: p.order)
 
 
 def page(name: str) -> Page | None:
@@ -81,6 +85,20 @@ async def _users(c: ConsoleService) -> Any:
     return {"users": await c.users()}
 
 
+class _UserRef(msgspec.Struct, forbid_unknown_fields=True):
+    user_id: int
+
+
+async def _toggle_admin(ctx: ActionContext, body: dict[str, Any]) -> Any:
+    """Make a user an admin (who may then sign in here) or not; audited by the store."""
+    try:
+        ref = msgspec.convert(body, _UserRef)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest(f"invalid request body: {exc}") from None
+    flag = await ctx.services.auth.toggle_admin(ref.user_id, actor=ctx.actor)
+    return {"user_id": ref.user_id, "is_admin": flag}
+
+
 async def _campaigns(c: ConsoleService) -> Any:
     return {"campaigns": await c.campaigns()}
 
@@ -102,13 +120,19 @@ def _console(fn: Callable[[ConsoleService], Awaitable[Any]]) -> Snapshot:
 
 
 for _page in (
-    Page("overview", "Overview", _console(_overview), ("metrics", "links")),
-    Page("links", "Links and pools", _console(_links), ("links",)),
-    Page("messages", "Messages", _console(_messages)),
-    Page("users", "Users and apps", _console(_users)),
-    Page("campaigns", "Campaigns", _console(_campaigns)),
-    Page("filters", "Filters", _console(_filters)),
-    Page("audit", "Audit log", _console(_audit)),
+    Page("overview", "Overview", _console(_overview), ("metrics", "links"), order=10),
+    Page("links", "Links and pools", _console(_links), ("links",), order=20),
+    Page("messages", "Messages", _console(_messages), order=30),
+    Page(
+        "users",
+        "Users and apps",
+        _console(_users),
+        actions={"toggle_admin": _toggle_admin},
+        order=40,
+    ),
+    Page("campaigns", "Campaigns", _console(_campaigns), order=200),
+    Page("filters", "Filters", _console(_filters), order=210),
+    Page("audit", "Audit log", _console(_audit), order=220),
 ):
     register_page(_page)
 

@@ -4,5 +4,7 @@ this package registers them (api/console/pages.py imports it last)."""
 from __future__ import annotations
 
 from . import numbers as numbers
+from . import oauth as oauth
+from . import projects as projects
 
-__all__ = ["numbers"]
+__all__ = ["numbers", "oauth", "projects"]

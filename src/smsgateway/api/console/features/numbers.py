@@ -119,6 +119,7 @@ register_page(
         "numbers",
         "Numbers",
         snapshot,
+        order=60,
         actions={
             "create_user": create_user,
             "set_user": set_user,
