@@ -116,7 +116,7 @@ class Runtime:
             on_deliver=self._on_deliver,
             link_states=states,
         )
-        self.messages = MessageService(self.store, self.router, s.messages)
+        self.messages = MessageService(self.store, self.router, s.messages, secrets=secrets)
         self.ops = OpsService(
             s,
             self.store,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from ..core.console.messages import AdminMessageAnswer, AdminMessagesAnswer
 from ..core.messages import LinkCheck, MessageInfo, SendResult
@@ -38,6 +38,7 @@ from .oauth.routes import ClientBody, OAuthErrorBody, TokenAnswer, TokenForm
 from .oneshot.routes import PROBLEM, ProblemBody, SmsBody
 from .ops import FilterBody, ProxyUserBody, ToggleBody
 from .otp.admin import DeviceLinkBody, KeyBody
+from .otp.v1 import BulkBody, MessageBody, SendOtpBody, VerifyOtpBody
 from .rest import EsmeBody, InfoBody, LoginBody, RegisterBody, SendBody, UserIdBody
 
 
@@ -85,6 +86,23 @@ class Op:
     body_media: str = "application/json"  # or application/x-www-form-urlencoded
     error_body: type[Any] | None = None  # the face's error shape; None: ErrorBody
     error_media: str = "application/json"
+    # The route's `{id}` is text (a message id): documented as `{message_id}`, since
+    # an `id` in this document is always a positive integer.
+    text_ids: bool = False
+
+
+class V1ErrorDetail(msgspec.Struct, rename="camel"):
+    code: str
+    message: str
+    origin: str
+    request_id: str
+
+
+class V1Error(msgspec.Struct):
+    """The /v1 face's error envelope (api/otp/v1.py error_response)."""
+
+    success: bool
+    error: V1ErrorDetail
 
 
 _AUTH_ERRORS = {
@@ -93,6 +111,8 @@ _AUTH_ERRORS = {
     "admin_or_open": (401, 503),
     "oauth_client": (401, 429),
     "bearer": (401, 403),
+    # /v1: a missing or revoked API key, the per-project request limit.
+    "api_key": (401, 429),
 }
 _REG = Op(
     "Register a user and its first app", "admin_or_open", RegisterBody, RegisterAnswer, 201, (400,)
@@ -306,6 +326,65 @@ for _p in ("/api/release-number", "/api/release-number/"):
         "No api_key: 401", body=ReleaseBody, errors=(401, 429), error_body=NumbersError
     )
 
+# The OTP /v1 face (document 004): a mounted app of its own (api/otp/v1.py), listed
+# here under its full paths. Every answer is {"success": true, "data": ...} or V1Error.
+_V1_POST = (400, 408, 409, 413, 415, 503)
+OPERATIONS.update(
+    {
+        ("POST", "/v1/send-otp"): Op(
+            "Send a one-time code (a repeat within its life resends the same code)",
+            "api_key",
+            SendOtpBody,
+            errors=_V1_POST,
+            error_body=V1Error,
+        ),
+        ("POST", "/v1/verify-otp"): Op(
+            "Check a code",
+            "api_key",
+            VerifyOtpBody,
+            errors=(*_V1_POST, 403, 404, 410),
+            error_body=V1Error,
+        ),
+        ("POST", "/v1/messages"): Op(
+            "Send (or schedule) one custom message",
+            "api_key",
+            MessageBody,
+            errors=_V1_POST,
+            error_body=V1Error,
+        ),
+        ("POST", "/v1/messages/bulk"): Op(
+            "Send many custom messages (per-message ids and states)",
+            "api_key",
+            BulkBody,
+            errors=_V1_POST,
+            error_body=V1Error,
+        ),
+        ("GET", "/v1/messages/{id}"): Op(
+            "A custom message's state",
+            "api_key",
+            errors=(400, 404, 503),
+            error_body=V1Error,
+            text_ids=True,
+        ),
+        ("GET", "/v1/status"): Op(
+            "The project's channel and whether it can send now",
+            "api_key",
+            errors=(503,),
+            error_body=V1Error,
+        ),
+        ("GET", "/v1/stats"): Op(
+            "Sent / verified / delivered counts per day",
+            "api_key",
+            errors=(400, 503),
+            text_query=("days",),
+            error_body=V1Error,
+        ),
+    }
+)
+# Mounted apps whose routes the document lists (others, like the device protocol and
+# the console, are documented apart).
+_DOCUMENTED_MOUNTS = frozenset({"/v1"})
+
 _PARAM = re.compile(r"{(\w+)(?::\w+)?}")
 _ID = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
 _TEXT = {"type": "string", "minLength": 1}
@@ -333,19 +412,31 @@ def _security(auth: str) -> list[dict[str, list[str]]]:
         return [{"clientBasic": []}, {}]  # or client_id + client_secret in the form
     if auth == "bearer":
         return [{"oauth2": ["client.sms.send"]}]
+    if auth == "api_key":
+        return [{"projectKey": []}]
     return []
+
+
+def _served(routes: list[BaseRoute], prefix: str = "") -> list[tuple[str, Route]]:
+    """(full path, route) of every documented route, the /v1 mount's included."""
+    out: list[tuple[str, Route]] = []
+    for route in routes:
+        if isinstance(route, Mount) and route.path in _DOCUMENTED_MOUNTS:
+            out += _served(list(route.routes), prefix + route.path)
+        elif isinstance(route, Route) and route.methods and route.include_in_schema:
+            out.append((prefix + route.path, route))
+    return out
 
 
 def build_openapi(routes: list[BaseRoute], *, title: str, version: str) -> dict[str, Any]:
     ops: list[tuple[str, str, Op]] = []
-    for route in routes:
-        if not isinstance(route, Route) or not route.methods or not route.include_in_schema:
-            continue
-        if not route.include_in_schema:
-            continue  # another program's protocol (the Android app's), documented apart
+    # Routes left out of the schema (include_in_schema=False) are another program's
+    # protocol (the Android app's), documented apart.
+    for path, route in _served(routes):
+        assert route.methods is not None
         for method in sorted(route.methods - {"HEAD"}):
-            op = OPERATIONS.get((method, route.path)) or _default_op(method, route.path)
-            ops.append((method, route.path, op))
+            op = OPERATIONS.get((method, path)) or _default_op(method, path)
+            ops.append((method, path, op))
     types = {t for _, _, op in ops for t in (op.body, op.answer) if t is not None}
     types.add(ErrorBody)
     types |= {op.error_body for _, _, op in ops if op.error_body is not None}
@@ -356,6 +447,8 @@ def build_openapi(routes: list[BaseRoute], *, title: str, version: str) -> dict[
     ref = "#/components/schemas/{}".format
     paths: dict[str, dict[str, Any]] = {}
     for method, path, op in ops:
+        if op.text_ids:
+            path = path.replace("{id}", "{message_id}")
         oapath = _PARAM.sub(r"{\1}", path)
         ok_content: dict[str, Any] = {}
         if op.answer is not None:
@@ -383,7 +476,12 @@ def build_openapi(routes: list[BaseRoute], *, title: str, version: str) -> dict[
         }
         # Ids in paths are positive integers; other path parameters (filter names) text.
         params: list[dict[str, Any]] = [
-            {"name": p, "in": "path", "required": True, "schema": _ID if p == "id" else _TEXT}
+            {
+                "name": p,
+                "in": "path",
+                "required": True,
+                "schema": _ID if p == "id" else _TEXT,
+            }
             for p in _PARAM.findall(path)
         ]
         params += [{"name": q, "in": "query", "required": False, "schema": _ID} for q in op.query]
@@ -416,6 +514,7 @@ def build_openapi(routes: list[BaseRoute], *, title: str, version: str) -> dict[
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
                 "appId": {"type": "apiKey", "in": "header", "name": "X-App-ID"},
                 "adminKey": {"type": "apiKey", "in": "header", "name": "X-Admin-Key"},
+                "projectKey": {"type": "apiKey", "in": "header", "name": "X-SMX-API-Key"},
                 "clientBasic": {"type": "http", "scheme": "basic"},
                 "oauth2": {
                     "type": "oauth2",

@@ -55,6 +55,8 @@ from .inbound import InboundService
 from .metrics import METRICS
 from .routing import Router, UnknownEsme
 from .schedule import Schedule
+from .sealed import Sealer, is_sensitive_body
+from .secrets import Secrets, SecretsError
 from .stats import PipelineObserver
 from .status import PartState, is_final, receipt_state, rollup
 from .validation import Address, check_text, parse_destination, parse_source
@@ -155,6 +157,7 @@ class _Accept:
     not_before: int | None = None
     validity_until: int | None = None
     source_ton: int | None = None  # given by the caller (else chosen from the address)
+    sensitive: bool = False  # its text is sealed at rest and wiped once final
 
 
 def _app_of(owner: str) -> int:
@@ -197,8 +200,11 @@ class MessageService:
         settings: MessageSettings,
         *,
         clock: Callable[[], float] = time.time,
+        secrets: Secrets | None = None,
     ) -> None:
         self.store = store
+        # Seals sensitive texts at rest (core/sealed.py); None: sensitive sends refused.
+        self._sealer = Sealer(secrets) if secrets is not None else None
         self.channel_store = ChannelStore(store)
         self.router = router
         self.settings = settings
@@ -342,6 +348,7 @@ class MessageService:
         validity_ms: int | None = None,
         campaign: str = "",
         source_ton: int | None = None,
+        sensitive: bool = False,
     ) -> SendResult:
         """Send through any channel (link, pool, list, device) for any owner.
 
@@ -354,7 +361,9 @@ class MessageService:
         and answered at once, and goes out at that time, across restarts.
         `validity_ms` (a duration from now, in ms): still unsent by then, it
         expires (state `expired`). `source_ton` None: from the address
-        (alphanumeric: TON 5); else that TON (NPI 0 for TON 5).
+        (alphanumeric: TON 5); else that TON (NPI 0 for TON 5). `sensitive` (OTP
+        codes): the text is stored sealed under the master key and wiped once the
+        message is final; channels still get it in clear, in memory.
         """
         channel = self.router.get(channel_id)
         if channel is None:
@@ -379,6 +388,8 @@ class MessageService:
         now = self._now_ms()
         if validity_ms is not None and validity_ms <= 0:
             raise InvalidRequest("validity_ms must be positive")
+        if sensitive and self._sealer is None:
+            raise RuntimeError("sensitive sends need the master key (MessageService secrets)")
         app_id = _app_of(owner)
         self.observer.check(app_id, channel_id, source, destination, text)
         accept = _Accept(
@@ -396,6 +407,7 @@ class MessageService:
             not_before=not_before_ms if not_before_ms is not None and not_before_ms > now else None,
             validity_until=None if validity_ms is None else now + validity_ms,
             source_ton=source_ton,
+            sensitive=sensitive,
         )
         if idempotency_key:
             return await self._once(("key", owner, idempotency_key), accept, channel)
@@ -492,6 +504,7 @@ class MessageService:
             encoding = smpp_text.choose_encoding(a.text).value
         else:
             encoding = "ucs2" if parts[0].data_coding == 8 else "gsm7"
+        seal = self._sealer if a.sensitive else None
         msg_row = MessageRow(
             id=message_id,
             app_id=a.app_id,
@@ -499,7 +512,7 @@ class MessageService:
             link_id=None,
             source=a.source_text,
             destination=a.destination_text,
-            body=a.text,
+            body=a.text if seal is None else seal.seal_body(message_id, a.text),
             encoding=encoding,
             mode="multipart" if len(parts) > 1 else "single",
             parts_total=len(parts),
@@ -516,7 +529,7 @@ class MessageService:
             idem_key=a.idem_key or None,
             source_ton=a.source_ton,
         )
-        part_rows = _part_rows(message_id, parts, now)
+        part_rows = _part_rows(message_id, parts, now, seal)
         result = SendResult(
             success=True,
             error="",
@@ -564,6 +577,7 @@ class MessageService:
             split_as=split_as,
             max_parts=self.settings.max_parts,
             started_ms=now,
+            sensitive=a.sensitive,
         )
         self.schedule.watch(job, a.validity_until)
         if a.not_before is not None:
@@ -733,7 +747,8 @@ class MessageService:
         parts = None
         encoding = ""
         if job.resplit:
-            parts = _part_rows(job.message_id, job.parts, now)
+            seal = self._sealer if job.sensitive else None
+            parts = _part_rows(job.message_id, job.parts, now, seal)
             encoding = "ucs2" if job.parts[0].data_coding == 8 else "gsm7"
         return attempts_writer(job.message_id, rows, parts, encoding, job.attempts_stored)
 
@@ -927,8 +942,12 @@ class MessageService:
             ton = msg.source_ton
             source = Address(source.value, ton, 0 if ton == 5 else source.npi)
         dest = parse_destination(msg.destination)
+        text, payloads = msg.body, {p.seq: p.short_message for p in item.parts}
+        sensitive = is_sensitive_body(msg.body)
+        if sensitive:
+            text, payloads = self._open_sealed(item)
         parts = [
-            PartSpec(p.seq, p.short_message, p.data_coding, p.esm_class, dict(decode_tlvs(p.tlvs)))
+            PartSpec(p.seq, payloads[p.seq], p.data_coding, p.esm_class, dict(decode_tlvs(p.tlvs)))
             for p in item.parts
             if p.state in ("queued", "sending")
         ]
@@ -945,13 +964,35 @@ class MessageService:
             parts=parts,
             campaign=msg.campaign or "",
             parts_total=msg.parts_total,
-            text=msg.body,
+            text=text,
             owner=msg.owner,
             split_as=link_cfg.split_method if link_cfg is not None else None,
             max_parts=self.settings.max_parts,
             started_ms=self._now_ms(),
             attempts_stored=None,  # tries before the restart may be stored
+            sensitive=sensitive,
         )
+
+    def _open_sealed(self, item: MessageWithParts) -> tuple[str, dict[int, bytes]]:
+        """A sensitive message's stored text and part payloads, in clear. One that
+        cannot be opened (no or another master key) gets no parts: it stays stored
+        and is not sent, rather than sent garbled."""
+        msg = item.message
+        try:
+            if self._sealer is None:
+                raise SecretsError("no master key given to the message service")
+            text = self._sealer.open_body(msg.id, msg.body)
+            payloads = {
+                p.seq: self._sealer.open_part(msg.id, p.seq, p.short_message)
+                for p in item.parts
+                if p.state in ("queued", "sending")
+            }
+        except (SecretsError, ValueError) as exc:
+            log.error(
+                "sealed message not requeued", extra={"message_id": msg.id, "error": str(exc)}
+            )
+            return "", {p.seq: b"" for p in item.parts}
+        return text, {**{p.seq: b"" for p in item.parts}, **payloads}
 
 
 def _fill_result(result: SendResult, outcomes: list[PartOutcome]) -> None:
@@ -976,7 +1017,9 @@ def _bind_error(channel: object) -> str:
     return ""
 
 
-def _part_rows(message_id: str, parts: list[PartSpec], now: int) -> list[PartRow]:
+def _part_rows(
+    message_id: str, parts: list[PartSpec], now: int, seal: Sealer | None = None
+) -> list[PartRow]:
     return [
         PartRow(
             message_id=message_id,
@@ -985,7 +1028,11 @@ def _part_rows(message_id: str, parts: list[PartSpec], now: int) -> list[PartRow
             smsc_id=None,
             state=_QUEUED,
             error=None,
-            short_message=p.short_message,
+            short_message=(
+                p.short_message
+                if seal is None
+                else seal.seal_part(message_id, p.seq, p.short_message)
+            ),
             data_coding=p.data_coding,
             esm_class=p.esm_class,
             tlvs=encode_tlvs([(t, v) for t, v in p.tlvs.items() if isinstance(v, bytes)]),

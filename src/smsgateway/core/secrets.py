@@ -157,6 +157,23 @@ class Secrets:
             ) from exc
         return plain.decode("utf-8")
 
+    def encrypt_bytes(self, plaintext: bytes, context: bytes) -> bytes:
+        """Seal `plaintext` bound to `context` (AAD): a blob opens only under the same
+        context, so one row's blob cannot be pasted into another. Same layout as
+        app secrets; contexts are labelled apart from the app-secret AAD."""
+        nonce = os.urandom(_NONCE_BYTES)
+        return _BLOB_V1 + nonce + self._aead.encrypt(nonce, plaintext, context)
+
+    def decrypt_bytes(self, blob: bytes, context: bytes) -> bytes:
+        if len(blob) < 1 + _NONCE_BYTES + 16 or blob[:1] != _BLOB_V1:
+            raise SecretsError("encrypted data has an unknown format")
+        try:
+            return self._aead.decrypt(blob[1 : 1 + _NONCE_BYTES], blob[1 + _NONCE_BYTES :], context)
+        except InvalidTag as exc:
+            raise SecretsError(
+                "cannot decrypt stored data: wrong master key, or the row was altered"
+            ) from exc
+
     def hash_api_key(self, key: str) -> str:
         """Keyed hash of an API key, hex; store this, never the key."""
         return hmac.new(self._api_key_mac, key.encode("utf-8"), hashlib.sha256).hexdigest()

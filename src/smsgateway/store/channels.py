@@ -16,6 +16,7 @@ import msgspec
 
 from ..core.status import FINAL_STATES, PartState, rollup
 from .models import MessageRow, MessageWithParts, PartRow, ReceiptMatch
+from .sensitive import RETURNING_SEALED, wipe_if_final
 from .sqlite import SqliteStore, _message
 
 _MSG_COLS = ", ".join(MessageRow.__struct_fields__)
@@ -92,10 +93,11 @@ def _rollup(conn: sqlite3.Connection, message_id: str, at: int) -> str:
     error = ""
     if status in FINAL_STATES and status != PartState.DELIVERED:
         error = next((err for state, err in parts if state == status and err), "")
-    conn.execute(
-        "UPDATE messages SET status = ?, error = ?, updated_at = ? WHERE id = ?",
+    cur = conn.execute(
+        "UPDATE messages SET status = ?, error = ?, updated_at = ? WHERE id = ?" + RETURNING_SEALED,
         (status, error, at, message_id),
     )
+    wipe_if_final(conn, cur, message_id, status)
     return status
 
 

@@ -57,6 +57,7 @@ from .models import (
     UserRow,
     UserWithApp,
 )
+from .sensitive import RETURNING_SEALED, wipe_if_final
 from .writer import DEFAULT_MAX_BATCH, Writer
 
 T = TypeVar("T")
@@ -138,11 +139,12 @@ def _rollup_message(conn: sqlite3.Connection, message_id: str, at: int, link_id:
     error = ""
     if status in FINAL_STATES and status != PartState.DELIVERED:
         error = next((err for state, err in parts if state == status and err), "")
-    conn.execute(
+    cur = conn.execute(
         "UPDATE messages SET status = ?, error = ?, updated_at = ?,"
-        " link_id = COALESCE(?, link_id) WHERE id = ?",
+        " link_id = COALESCE(?, link_id) WHERE id = ?" + RETURNING_SEALED,
         (status, error, at, link_id, message_id),
     )
+    wipe_if_final(conn, cur, message_id, status)
     return status
 
 
@@ -606,12 +608,13 @@ class SqliteStore:
                 status, error = rollup(u.state for u in updates), ""
                 if status in FINAL_STATES and status != PartState.DELIVERED:
                     error = next((u.error for u in updates if u.state == status and u.error), "")
-                conn.execute(
+                cur = conn.execute(
                     "UPDATE messages SET status = ?, error = ?, updated_at = ?,"
                     " link_id = COALESCE(?, link_id), answer = COALESCE(?, answer)"
-                    " WHERE id = ?",
+                    " WHERE id = ?" + RETURNING_SEALED,
                     (status, error, at, link_id, answer, message_id),
                 )
+                wipe_if_final(conn, cur, message_id, status)
                 return changed
             for message_id, (at, link_id) in touched.items():
                 _rollup_message(conn, message_id, at, link_id)
@@ -739,10 +742,12 @@ class SqliteStore:
             if parts_total == 1:
                 # The message is this part: its status is the receipt's, no read-back.
                 status = state
-                conn.execute(
-                    "UPDATE messages SET status = ?, error = ?, updated_at = ? WHERE id = ?",
+                cur = conn.execute(
+                    "UPDATE messages SET status = ?, error = ?, updated_at = ? WHERE id = ?"
+                    + RETURNING_SEALED,
                     (state, (error or "") if state != PartState.DELIVERED else "", ts, message_id),
                 )
+                wipe_if_final(conn, cur, message_id, state)
             else:
                 status = _rollup_message(conn, message_id, ts, None)
             return ReceiptMatch(message_id, seq, app_id, state, status, True, campaign)

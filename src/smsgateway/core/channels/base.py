@@ -116,6 +116,9 @@ class SendJob:
     # restart): numbers the new ones without a read.
     attempts_stored: int | None = 0
     validity: Validity | None = None
+    # Its text is sealed at rest (MessageService.send(sensitive=True)): parts a link
+    # re-cuts are stored sealed too.
+    sensitive: bool = False
 
     def remaining(self) -> list[PartSpec]:
         return [p for p in self.parts if p.seq not in self.outcomes]

@@ -16,6 +16,7 @@ import msgspec
 from ...store.console import ConsoleStore, MessageQuery
 from ...store.models import MessageRow, PartRow
 from ..errors import InvalidRequest, MessageNotFound, store_errors
+from ..sealed import shown_text
 from ..status import ALL_STATES
 
 LIMIT_DEFAULT = 50
@@ -226,7 +227,9 @@ class AdminMessages:
         if detail is None:
             raise MessageNotFound()
         return AdminMessageDetail(
-            message=AdminMessageFull(**_fields(detail.message), text=detail.message.body),
+            message=AdminMessageFull(
+                **_fields(detail.message), text=shown_text(detail.message.body)
+            ),
             parts=[part_view(p) for p in detail.parts],
             attempts=[
                 AdminAttempt(

@@ -74,6 +74,7 @@ class Sender(Protocol):
         validity_ms: int | None = None,
         campaign: str = "",
         source_ton: int | None = None,
+        sensitive: bool = False,
     ) -> SentView: ...
 
     async def get_owned(self, owner: str, message_id: str) -> MessageWithParts | None: ...

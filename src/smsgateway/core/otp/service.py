@@ -240,6 +240,7 @@ class OtpService:
                 idempotency_key=f"otp:{row.id}:{row.sends}",
                 wait="stored",
                 validity_ms=left_ms,
+                sensitive=True,  # the text holds the code: sealed at rest, wiped when final
             )
         except BaseException:
             self.limits.give_back(project.id, number)
