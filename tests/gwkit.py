@@ -50,6 +50,15 @@ async def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
         await asyncio.sleep(0.02)
 
 
+async def metric(http: httpx.AsyncClient, series: str) -> float:
+    """One series' value on /metrics (0 if absent). The counters are process-global and
+    pytest runs every test in one process, so tests compare before and after."""
+    for line in (await http.get("/metrics")).text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
 def make_settings(
     data_dir: Path,
     links: list[LinkSettings],

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -40,7 +41,7 @@ def bash(script: str) -> str:
 
 
 def test_the_printed_curl_session_works_as_pasted(tmp_path: Path) -> None:
-    rest, grpc, smsc = free_port(), free_port(), free_port()
+    rest, grpc, smsc = free_port(), free_port(), _free_port_pair()
     env = clean_env(
         SMSGATEWAY_SERVER_REST_PORT=str(rest),
         SMSGATEWAY_SERVER_GRPC_PORT=str(grpc),
@@ -48,12 +49,13 @@ def test_the_printed_curl_session_works_as_pasted(tmp_path: Path) -> None:
         SMSGATEWAY_AUTH_ARGON2_MEMORY_COST="8",
         PYTHONUNBUFFERED="1",
     )
+    errors = (tmp_path / "demo.err").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "smsgateway", "demo", "--smsc-port", str(smsc)],
         cwd=tmp_path,  # the data directory goes here, as ./data
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=errors,
         text=True,
     )
     try:
@@ -65,7 +67,8 @@ def test_the_printed_curl_session_works_as_pasted(tmp_path: Path) -> None:
             if "Press Ctrl-C to stop." in line or time.monotonic() > deadline:
                 break
         text = "".join(printed)
-        assert f"http://127.0.0.1:{rest}" in text and f"127.0.0.1:{smsc}" in text, text
+        why = text + (tmp_path / "demo.err").read_text()[-3000:]  # a crash says why here
+        assert f"http://127.0.0.1:{rest}" in text and f"127.0.0.1:{smsc}" in text, why
         session = text.split("Try, in another shell:", 1)[1].split("Press Ctrl-C", 1)[0]
         before_info, info = session.split("# then, with the message_id", 1)
         info = info.split("\n", 1)[1]  # the rest of that comment line
@@ -99,3 +102,18 @@ def test_the_printed_curl_session_works_as_pasted(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        errors.close()
+
+
+def _free_port_pair() -> int:
+    """A free port whose successor is free too: the demo's SMSC simulator listens on
+    the port given and its control API on the next one."""
+    while True:
+        with socket.socket() as first, socket.socket() as second:
+            first.bind(("127.0.0.1", 0))
+            port: int = first.getsockname()[1]
+            try:
+                second.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port

@@ -6,6 +6,7 @@ correctly signed otp_received, exactly once, also after it was down for a while.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ from numkit import (
     numbers_settings,
 )
 
-from gwkit import Gateway, admin, dead_link, eventually, link_to, make_settings
+from gwkit import Gateway, admin, dead_link, eventually, link_to, make_settings, metric
 from smsgateway.settings_numbers import NumbersSettings
 from smsgateway.smpp.gsm import encode_gsm
 from smsgateway.smpp.pdu import DataSm, DataSmResp
@@ -65,6 +66,13 @@ async def test_mo_reaches_the_receiver_signed(
     tmp_path: Path, make_sim: Any, make_gateway: Any, receiver: Receiver
 ) -> None:
     sim, gw, user, phone = await _setup(tmp_path, make_sim, make_gateway, receiver)
+    # Counters are process-global (one pytest process): compare before and after.
+    counters = (
+        'smsgateway_webhook_attempts_total{outcome="delivered"}',
+        'smsgateway_numbers_otps_total{result="extracted"}',
+        'smsgateway_inbound_messages_total{kind="smpp"}',
+    )
+    before = {name: await metric(gw.http, name) for name in counters}
     text = "G-482913 is your Google verification code."
     await _mo_via_control(sim, "Google", phone.lstrip("+"), text)
     await eventually(lambda: receiver.delivered())
@@ -96,11 +104,20 @@ async def test_mo_reaches_the_receiver_signed(
     # Stored as delivered, with its attempt logged.
     event = await eventually(lambda: _event(gw, payload["event_id"], "delivered"))
     assert [a["outcome"] for a in event["attempt_log"]] == ["delivered"]
-    metrics = (await gw.http.get("/metrics")).text
-    assert 'smsgateway_webhook_attempts_total{outcome="delivered"}' in metrics
-    assert 'smsgateway_numbers_otps_total{result="extracted"}' in metrics
-    assert "smsgateway_webhook_outbox_backlog 0.0" in metrics
-    assert 'smsgateway_inbound_messages_total{kind="smpp"}' in metrics
+
+    async def counted() -> dict[str, float]:
+        return {name: await metric(gw.http, name) - before[name] for name in counters}
+
+    once = dict.fromkeys(counters, 1.0)
+
+    async def settled() -> bool:
+        return await counted() == once
+
+    # The counters move just after the commits waited for above: poll, then compare.
+    with contextlib.suppress(AssertionError):
+        await eventually(settled, timeout=5)
+    assert await counted() == once
+    assert await metric(gw.http, "smsgateway_webhook_outbox_backlog") == 0
 
 
 async def _event(gw: Gateway, event_id: str, state: str) -> dict[str, Any] | None:

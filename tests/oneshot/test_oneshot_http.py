@@ -14,7 +14,7 @@ import httpx
 import jwt
 import pytest
 
-from gwkit import admin, make_settings
+from gwkit import admin, make_settings, metric
 from oidckit import AUDIENCE, OidcProvider
 from smsgateway.core.tokens import SigningKey
 from smsgateway.settings_oauth import IssuerSettings, OAuthSettings
@@ -129,6 +129,10 @@ async def test_bodies_that_are_not_an_sms(tmp_path: Path, make_gateway: GatewayF
 async def test_bearer_token_answers(tmp_path: Path, make_gateway: GatewayFactory) -> None:
     gw = await _gateway(tmp_path, make_gateway, leeway_s=0)
     http: httpx.AsyncClient = gw.http
+    # Counters are process-global (one pytest process): compare before and after.
+    outcomes = ("unauthorized", "forbidden", "invalid")
+    series = {o: f'smsgateway_sms_api_requests_total{{outcome="{o}"}}' for o in outcomes}
+    before = {o: await metric(http, s) for o, s in series.items()}
     # Auth is checked before the body: a bad body with no token is a 401.
     for headers in ({}, {"Authorization": "Basic YTpi"}, {"Authorization": "Bearer"}):
         r = await http.post("/sms/messages", json={}, headers=headers)
@@ -197,10 +201,8 @@ async def test_bearer_token_answers(tmp_path: Path, make_gateway: GatewayFactory
     await http.delete(f"/api/v1/admin/oauth-clients/{client_id}", headers=admin())
     invalid(await http.post("/sms/messages", json={}, headers=bearer(token)), "no longer exists")
 
-    metrics = (await http.get("/metrics")).text
-    assert 'smsgateway_sms_api_requests_total{outcome="unauthorized"}' in metrics
-    assert 'smsgateway_sms_api_requests_total{outcome="forbidden"}' in metrics
-    assert 'smsgateway_sms_api_requests_total{outcome="invalid"}' in metrics
+    for outcome, name in series.items():
+        assert await metric(http, name) > before[outcome], outcome
 
 
 async def test_oidc_provider_tokens_at_the_face(

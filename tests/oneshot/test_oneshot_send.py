@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from gwkit import Gateway, admin, dead_link, eventually, link_to, make_settings
+from gwkit import Gateway, admin, dead_link, eventually, link_to, make_settings, metric
 from oidckit import AUDIENCE, OidcProvider
 from smsgateway.settings import LinkSettings, Settings
 from smsgateway.settings_channels import SmsApiSettings
@@ -26,6 +26,9 @@ SimFactory = Callable[..., Awaitable[SmscSimulator]]
 GatewayFactory = Callable[[Settings], Awaitable[Gateway]]
 OK = {"sender": "+4740003410", "recipient": "+4798765432", "message": "Your code: 1234"}
 EMOJI = "\U0001f600"
+# Process-global counters (every test runs in one process): tests assert deltas.
+SENT = 'smsgateway_sms_api_requests_total{outcome="sent"}'
+REFUSED = 'smsgateway_sms_api_requests_total{outcome="refused"}'
 
 
 async def _gateway(
@@ -81,6 +84,7 @@ async def test_own_and_oidc_tokens_both_send(
     sim = await make_sim()
     gw = await _gateway(tmp_path, make_gateway, [link_to(sim, 1)], oidc=oidc)
     await gw.bound(1)
+    sent_before = await metric(gw.http, SENT)
     client_id, own = await _token(gw.http)
     r = await gw.http.post("/sms/messages", json=OK, headers=own)
     assert r.status_code == 200, r.text
@@ -101,8 +105,7 @@ async def test_own_and_oidc_tokens_both_send(
     last = list(sim.messages)[-1][2]
     assert last.source_addr == "Signicat" and last.source_addr_ton == 5
 
-    metrics = (await gw.http.get("/metrics")).text
-    assert 'smsgateway_sms_api_requests_total{outcome="sent"} 2.0' in metrics
+    assert await metric(gw.http, SENT) - sent_before == 2
     totals = (await gw.http.get("/api/v1/admin/dashboard/metrics", headers=admin())).json()
     assert totals["data"]["total_messages"] == 2
 
@@ -175,6 +178,7 @@ async def test_every_gateway_refusing_is_a_500_problem(
     gw = await _gateway(tmp_path, make_gateway, [link_a, link_to(b, 2)])
     await gw.bound(1)
     await gw.bound(2)
+    refused_before = await metric(gw.http, REFUSED)
     _, auth = await _token(gw.http)
     r = await gw.http.post("/sms/messages", json=OK, headers=auth)
     assert r.status_code == 500, r.text
@@ -188,8 +192,7 @@ async def test_every_gateway_refusing_is_a_500_problem(
         assert secret not in body["detail"]
     (message_id,) = [row[0] for row in _rows(gw, "SELECT id FROM messages")]
     assert _attempts(gw, message_id) == [(1, "refused"), (2, "refused")]
-    metrics = (await gw.http.get("/metrics")).text
-    assert 'smsgateway_sms_api_requests_total{outcome="refused"} 1.0' in metrics
+    assert await metric(gw.http, REFUSED) - refused_before == 1
 
 
 async def test_idempotency_key_sends_once(

@@ -6,7 +6,8 @@ REST port, so clients keep hammering the same address across restarts; the SMSC 
 the in-process simulator, which records every submit it takes. At the end every
 accepted message must be complete at the SMSC. Duplicates are allowed only for parts
 whose submit_sm_resp (or its commit) was lost with a kill: a duplicated part's first
-copy must have reached the SMSC shortly before one of the kills.
+copy must have reached the SMSC shortly before one of the kills (or been read by it only
+after the kill, before the dead process's connections were seen closed).
 
 The kill moments come from a seeded RNG; the seed is printed and RESIL_SEED=N replays
 the same schedule.
@@ -88,7 +89,7 @@ async def test_sigkill_under_load_loses_nothing_accepted(
     refused: Counter[str] = Counter()
     indexes = itertools.count()
     stop = asyncio.Event()
-    kills: list[float] = []
+    kills: list[tuple[float, float]] = []  # (killed at, its last bytes read by)
     async with httpx.AsyncClient(base_url=url, timeout=10) as http:
         headers = await user_headers(http)
 
@@ -110,8 +111,13 @@ async def test_sigkill_under_load_loses_nothing_accepted(
         try:
             for _ in range(KILLS):
                 await asyncio.sleep(rng.uniform(0.5, 1.5))
-                kills.append(time.monotonic())
+                killed_at = time.monotonic()
                 gw.kill()
+                # kill() blocks this loop until the process is gone, so the SMSC reads
+                # what the dead process wrote in its last moments only now: every copy
+                # read until its connections are seen closed came from it.
+                await eventually(lambda: not sim.server.sessions, timeout=30)
+                kills.append((killed_at, time.monotonic()))
                 await asyncio.sleep(rng.uniform(0.0, 0.3))
                 gw.start()
                 await gw.wait_ready()
@@ -139,7 +145,7 @@ async def test_sigkill_under_load_loses_nothing_accepted(
     late = []
     for (i, seq), copies in tried.duplicated.items():
         first = min(c.at for c in copies)
-        if any(0 <= k - first <= RESP_LOSS_WINDOW_S for k in kills):
+        if any(k - RESP_LOSS_WINDOW_S <= first <= drained for k, drained in kills):
             continue  # its resp was lost to a kill: sent again after the restart
         # Otherwise the gateway itself sent it again (a response timeout or a dropped
         # connection under the restart's load) and said so, with the message's id.
