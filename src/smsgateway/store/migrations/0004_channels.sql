@@ -19,6 +19,7 @@ ALTER TABLE messages ADD COLUMN source_ton INTEGER;
 
 -- Every try of a channel for a message: which link (or pool, list member, device)
 -- took it, refused it, did not answer in time, or was down. attempt counts from 1.
+-- WITHOUT ROWID: one b-tree to write per attempt instead of a table and its key index.
 CREATE TABLE attempts (
     message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
     attempt INTEGER NOT NULL,
@@ -29,4 +30,4 @@ CREATE TABLE attempts (
     outcome TEXT NOT NULL,
     error TEXT,
     PRIMARY KEY (message_id, attempt)
-);
+) WITHOUT ROWID;
