@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sqlite3
 
-import pytest
 from otpkit import key, new_key, project
 
 from gwkit import admin
@@ -155,14 +154,13 @@ async def test_api_keys_hashed_several_revocable(otp_gateway) -> None:
     assert r.status_code == 404
 
 
-async def test_device_link_without_device_service(otp_gateway) -> None:
+async def test_device_endpoints_without_a_device(otp_gateway) -> None:
     gw, _ = await otp_gateway()
     pid, _ = await project(gw)
-    if gw.runtime.devices is not None:
-        pytest.skip("DeviceService is wired: test_device_flow.py covers device links")
-    r = await gw.http.post(f"{BASE}/{pid}/device-link", headers=admin())
-    assert r.status_code == 503
+    # Nothing linked yet: revoking is a no-op, and an unknown project is 404.
     r = await gw.http.delete(f"{BASE}/{pid}/device", headers=admin())
     assert r.status_code == 200 and r.json()["data"] == {"revoked": False}
     r = await gw.http.post(f"{BASE}/999/device-link", headers=admin())
     assert r.status_code == 404
+    r = await gw.http.post(f"{BASE}/{pid}/device-link", headers=admin())
+    assert r.status_code == 201 and r.json()["data"]["code"]
