@@ -14,8 +14,8 @@ from starlette.routing import BaseRoute, Route
 
 from ...core.errors import InvalidRequest
 from ...core.numbers.service import NumberInput, NumbersService
+from ...core.numbers.views import user_view
 from ...core.webhooks.deliverer import WebhookDeliverer
-from ...store.numbers import NumberUserRow
 from ..http import decode_json, json_response
 
 if TYPE_CHECKING:
@@ -78,23 +78,6 @@ def _path_id(request: Request) -> int:
     return int(raw)
 
 
-def _user_out(u: NumberUserRow) -> dict[str, Any]:
-    return {
-        "user_id": u.id,
-        "email": u.email,
-        "name": u.name,
-        "manager_id": u.manager_id,
-        "active": u.active,
-        "approved": u.approved,
-        "webhook_url": u.webhook_url,
-        "number_format": u.number_format,
-        "numbers_taken": u.numbers_taken,
-        "otps_received": u.otps_received,
-        "last_number_at": u.last_number_at,
-        "created_at": u.created_at,
-    }
-
-
 class NumbersAdmin:
     def __init__(
         self, api: NativeApi, numbers: NumbersService, deliverer: WebhookDeliverer | None
@@ -129,10 +112,10 @@ class NumbersAdmin:
         )
 
     async def list_users(self, request: Request) -> Response:
-        return _ok([_user_out(u) for u in await self.numbers.list_users()])
+        return _ok([user_view(u) for u in await self.numbers.list_users()])
 
     async def get_user(self, request: Request) -> Response:
-        return _ok(_user_out(await self.numbers.get_user(_path_id(request))))
+        return _ok(user_view(await self.numbers.get_user(_path_id(request))))
 
     async def patch_user(self, request: Request) -> Response:
         user_id = _path_id(request)
@@ -142,7 +125,7 @@ class NumbersAdmin:
             for f in body.__struct_fields__
             if getattr(body, f) is not msgspec.UNSET
         }
-        return _ok(_user_out(await self.numbers.update_user(user_id, changes)))
+        return _ok(user_view(await self.numbers.update_user(user_id, changes)))
 
     async def rotate(self, request: Request) -> Response:
         user_id = _path_id(request)

@@ -13,7 +13,7 @@ import msgspec
 
 from ....core.errors import Unavailable
 from ....core.numbers.service import NumberInput, NumbersService
-from ....store.numbers import NumberUserRow
+from ....core.numbers.views import user_view
 from ...services import Services
 from ..pages import ActionContext, Page, register_page
 from .base import body_as
@@ -38,24 +38,6 @@ def _service(services: Services) -> NumbersService:
     if services.numbers is None:
         raise Unavailable("the numbers service is not running")
     return services.numbers
-
-
-def user_view(u: NumberUserRow) -> dict[str, Any]:
-    # Chosen fields: the row holds credential hashes the page must never see.
-    return {
-        "user_id": u.id,
-        "email": u.email,
-        "name": u.name,
-        "manager_id": u.manager_id,
-        "active": u.active,
-        "approved": u.approved,
-        "webhook_url": u.webhook_url,
-        "number_format": u.number_format,
-        "numbers_taken": u.numbers_taken,
-        "otps_received": u.otps_received,
-        "last_number_at": u.last_number_at,
-        "created_at": u.created_at,
-    }
 
 
 async def snapshot(services: Services) -> dict[str, Any]:
