@@ -8,7 +8,7 @@ the job's sink (`SendJob.on_outcomes`, else the one the channel was built with).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -18,6 +18,17 @@ if TYPE_CHECKING:
     from .pool import SmppPool
 
 DISABLED = "DISABLED"
+
+
+def group_status(members: Iterable[Channel]) -> str:
+    """A pool's or a list's status: its most advanced member's (BOUND first), else
+    DISABLED when every member is switched off."""
+    states = {m.status for m in members}
+    for state in ("BOUND", "CONNECTING", "UNBINDING", "CLOSED"):
+        if state in states:
+            return state
+    return DISABLED
+
 
 # Attempt outcomes, as the attempts table stores them.
 ACCEPTED = "accepted"

@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import Iterable
 
 from ...settings import PoolSettings
-from .base import DISABLED, SendJob
+from .base import SendJob, group_status
 from .link import SmppLink
 
 log = logging.getLogger(__name__)
@@ -29,11 +29,7 @@ class SmppPool:
 
     @property
     def status(self) -> str:
-        states = {m.status for m in self.members}
-        for state in ("BOUND", "CONNECTING", "UNBINDING", "CLOSED"):
-            if state in states:
-                return state
-        return DISABLED
+        return group_status(self.members)
 
     @property
     def bound(self) -> bool:

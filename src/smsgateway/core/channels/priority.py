@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from ..deadlines import FifoTimers
 from ..metrics import METRICS
 from .base import (
-    DISABLED,
     DOWN,
     REFUSED,
     TIMEOUT,
@@ -33,6 +32,7 @@ from .base import (
     OutcomeSink,
     PartOutcome,
     SendJob,
+    group_status,
     refuse_all,
 )
 from .link import SmppLink
@@ -82,11 +82,7 @@ class PriorityList:
 
     @property
     def status(self) -> str:
-        states = {m.status for m in self.members}
-        for state in ("BOUND", "CONNECTING", "UNBINDING", "CLOSED"):
-            if state in states:
-                return state
-        return DISABLED
+        return group_status(self.members)
 
     @property
     def bound(self) -> bool:
