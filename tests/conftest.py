@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from gwkit import Gateway
+from gwproc import GatewayProcess
 from smsgateway.runtime import Runtime
 from smsgateway.settings import Settings
 from smsgateway.smscsim.simulator import SimulatorConfig, SmscSimulator
@@ -49,3 +51,21 @@ async def make_gateway() -> AsyncIterator[GatewayFactory]:
     yield make
     for gw in started:
         await gw.stop()
+
+
+@pytest.fixture
+def gateway_process(tmp_path: Path) -> Iterator[Callable[[Path], GatewayProcess]]:
+    """Gateways as real processes on a config file (the SIGKILL tests), logging to
+    tmp_path/gateway.log; whatever is still running at the end is killed."""
+    made: list[GatewayProcess] = []
+
+    def make(config: Path) -> GatewayProcess:
+        gw = GatewayProcess(config, tmp_path / "gateway.log")
+        made.append(gw)
+        return gw
+
+    try:
+        yield make
+    finally:
+        for gw in made:
+            gw.kill()

@@ -6,12 +6,11 @@ link 2's SMSC; the store records each try."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from gwkit import eventually
 from gwproc import GatewayProcess
@@ -65,22 +64,6 @@ attempt_timeout_s = 30.0
     return path
 
 
-@pytest.fixture
-async def process(tmp_path: Path) -> AsyncIterator[Callable[[Path], GatewayProcess]]:
-    made: list[GatewayProcess] = []
-
-    def make(config: Path) -> GatewayProcess:
-        gw = GatewayProcess(config, tmp_path / "gateway.log")
-        made.append(gw)
-        return gw
-
-    try:
-        yield make
-    finally:
-        for gw in made:
-            gw.kill()
-
-
 async def login(http: httpx.AsyncClient) -> dict[str, str]:
     r = await http.post(
         "/api/v1/auth/register",
@@ -99,7 +82,7 @@ async def login(http: httpx.AsyncClient) -> dict[str, str]:
 
 async def test_list_sends_in_flight_at_sigkill_go_out_after_the_restart(
     tmp_path: Path,
-    process: Callable[[Path], GatewayProcess],
+    gateway_process: Callable[[Path], GatewayProcess],
     make_sim: Callable[..., Awaitable[SmscSimulator]],
 ) -> None:
     refusing = await make_sim(fail_rate=1.0)
@@ -107,7 +90,7 @@ async def test_list_sends_in_flight_at_sigkill_go_out_after_the_restart(
     config = write_config(
         tmp_path / "gw.toml", tmp_path / "data", refusing.smpp_port, holding.smpp_port
     )
-    gw = process(config)
+    gw = gateway_process(config)
     gw.start()
     url = await gw.wait_ready()
     await eventually(lambda: refusing.binds == 1 and holding.binds == 1, timeout=10)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -55,22 +55,6 @@ limit_tps = 0
     return path
 
 
-@pytest.fixture
-async def process(tmp_path: Path) -> AsyncIterator[Callable[[Path], GatewayProcess]]:
-    made: list[GatewayProcess] = []
-
-    def make(config: Path) -> GatewayProcess:
-        gw = GatewayProcess(config, tmp_path / "gw.log")
-        made.append(gw)
-        return gw
-
-    try:
-        yield make
-    finally:
-        for gw in made:
-            gw.kill()
-
-
 def _outbox(db: Path) -> list[tuple[str, str]]:
     with sqlite3.connect(db) as conn:
         return conn.execute("SELECT event_id, state FROM webhook_outbox").fetchall()
@@ -80,7 +64,7 @@ def _outbox(db: Path) -> list[tuple[str, str]]:
 async def test_killed_between_storing_and_delivering_delivers_after_restart(
     tmp_path: Path,
     make_sim: Callable[..., Awaitable[SmscSimulator]],
-    process: Callable[[Path], GatewayProcess],
+    gateway_process: Callable[[Path], GatewayProcess],
     moment: str,
 ) -> None:
     sim = await make_sim()
@@ -88,7 +72,7 @@ async def test_killed_between_storing_and_delivering_delivers_after_restart(
     await receiver.start()
     try:
         config = _config(tmp_path / "gw.toml", tmp_path / "data", sim.smpp_port)
-        gw = process(config)
+        gw = gateway_process(config)
         gw.start()
         base = await gw.wait_ready()
         async with httpx.AsyncClient(base_url=base, timeout=10) as http:

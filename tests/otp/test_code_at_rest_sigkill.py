@@ -6,11 +6,10 @@ once delivered, its stored text is wiped."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
-import pytest
 from otpkit import NUMBER, code_in, key, texts_to
 from test_code_at_rest import TEMPLATE, stored_bytes
 
@@ -52,22 +51,6 @@ response_timeout = 60.0
     return path
 
 
-@pytest.fixture
-async def process(tmp_path: Path) -> AsyncIterator[Callable[[Path], GatewayProcess]]:
-    made: list[GatewayProcess] = []
-
-    def make(config: Path) -> GatewayProcess:
-        gw = GatewayProcess(config, tmp_path / "gateway.log")
-        made.append(gw)
-        return gw
-
-    try:
-        yield make
-    finally:
-        for gw in made:
-            gw.kill()
-
-
 def statuses(db: Path) -> list[tuple[str, str]]:
     with sqlite3.connect(db) as conn:
         return conn.execute("SELECT status, body FROM messages").fetchall()
@@ -75,12 +58,12 @@ def statuses(db: Path) -> list[tuple[str, str]]:
 
 async def test_pending_otp_at_sigkill_is_sealed_and_sent_after_restart(
     tmp_path: Path,
-    process: Callable[[Path], GatewayProcess],
+    gateway_process: Callable[[Path], GatewayProcess],
     make_sim: Callable[..., Awaitable[SmscSimulator]],
 ) -> None:
     sim = await make_sim()
     db = tmp_path / "data" / "gw.db"
-    gw = process(write_config(tmp_path / "gw.toml", tmp_path / "data", sim.smpp_port))
+    gw = gateway_process(write_config(tmp_path / "gw.toml", tmp_path / "data", sim.smpp_port))
     gw.start()
     url = await gw.wait_ready()
     await eventually(lambda: sim.binds == 1, timeout=10)
