@@ -5,9 +5,7 @@ its limits (slow clients dropped), and the admin message API."""
 from __future__ import annotations
 
 import asyncio
-import datetime
 import hashlib
-import ipaddress
 import json
 import socket
 import sqlite3
@@ -16,12 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-from gwkit import ADMIN_KEY, Gateway, eventually, link_to, make_settings
+from gwkit import ADMIN_KEY, Gateway, eventually, link_to, make_settings, self_signed
 from smsgateway.core.errors import InvalidRequest
 from smsgateway.settings_console import ConsoleSettings
 
@@ -159,36 +153,6 @@ async def test_sessions_are_stored_hashed_and_end(
     assert r.status_code == 200 and 'smsgw_console=""' in r.headers["set-cookie"]
     r = await gw.http.get("/console/api/pages/overview", headers=with_session(other))
     assert r.status_code == 401
-
-
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 async def test_the_cookie_is_secure_under_tls(tmp_path: Path, make_gateway: Any) -> None:

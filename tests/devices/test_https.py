@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from devkit import GatewayFactory, device_settings, self_signed, svc
+from devkit import GatewayFactory, device_settings, svc
 
+from gwkit import self_signed
 from smsgateway.devicesim import DeviceSim, SimConfig
 
 
