@@ -11,7 +11,8 @@ venv with aiohttp for load.py), then alternates rounds: our gateway on fresh
 processes, then Kannel on fresh processes (when /usr/sbin/bearerbox exists: Debian's
 `apt-get install -y kannel`), and prints the medians and the ratio of the two.
 
-Our round, like for like with Kannel's: one SMPP transceiver to a fresh SMSC with
+Our round (the gateway configured as bench/e2e_load.py configures it), like for
+like with Kannel's: one SMPP transceiver to a fresh SMSC with
 the same window as Kannel's max-pending-submits (10), no pacing; every request carries
 a bearer JWT that is checked and a unique transaction_id; receipts are requested,
 and the gateway's CPU is counted until every receipt is applied (Kannel's default
@@ -43,6 +44,7 @@ from e2e_load import (
     Child,
     cpu_seconds,
     free_port,
+    gateway_config,
     http_json,
     http_text,
     metric_sum,
@@ -84,31 +86,6 @@ def prepare(harness: Path) -> tuple[Path, Path]:
         sh([sys.executable, "-m", "venv", str(BENCH_VENV)])
         sh([str(BENCH_VENV / "bin" / "pip"), "install", "--quiet", "aiohttp"])
     return work, py
-
-
-def gateway_config(data: Path, rest_port: int, smsc_port: int, window: int) -> str:
-    return f"""
-[server]
-host = "127.0.0.1"
-rest_port = {rest_port}
-grpc_port = {free_port()}
-
-[storage]
-path = "{data / "gateway.db"}"
-
-[auth]
-admin_api_key = "{ADMIN_KEY}"
-
-[[smpp.links]]
-id = 1
-name = "harness-smsc"
-host = "127.0.0.1"
-port = {smsc_port}
-system_id = "bench"
-password = "bench"
-limit_tps = 0
-window = {window}
-"""
 
 
 def load(
