@@ -268,20 +268,7 @@ class AuthService:
 
     async def login(self, email: str, password: str, app_id: int) -> str:
         """A token for (user, app); every failure is the same InvalidCredentials."""
-        email = normalize_email(email)
-        if len(password) > PASSWORD_MAX:
-            # Refused before hashing (which would cost more for a huge input); the
-            # limit is public, so this says nothing about the account.
-            raise InvalidCredentials()
-        user = None
-        if valid_email(email):
-            with store_errors():
-                user = await self._store.get_user_by_email(email)
-        if user is None:
-            await self._verify(self._dummy_hash, password)
-            raise InvalidCredentials()
-        if not await self._verify(user.password_hash, password):
-            raise InvalidCredentials()
+        user = await self.authenticate(email, password)
         app = await self._app(app_id) if 0 < app_id <= _MAX_ID else None
         if app is None or app.user_id != user.id:
             raise InvalidCredentials()
@@ -302,6 +289,8 @@ class AuthService:
         failure is the same InvalidCredentials, at the same argon2 cost."""
         email = normalize_email(email)
         if len(password) > PASSWORD_MAX:
+            # Refused before hashing (which would cost more for a huge input); the
+            # limit is public, so this says nothing about the account.
             raise InvalidCredentials()
         user = None
         if valid_email(email):

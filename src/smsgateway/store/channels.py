@@ -14,10 +14,9 @@ from typing import Any
 
 import msgspec
 
-from ..core.status import FINAL_STATES, PartState, rollup
+from ..core.status import FINAL_STATES
 from .models import MessageRow, MessageWithParts, PartRow, ReceiptMatch
-from .sensitive import RETURNING_SEALED, wipe_if_final
-from .sqlite import SqliteStore, _message
+from .sqlite import SqliteStore, _message, _rollup_message
 
 _MSG_COLS = ", ".join(MessageRow.__struct_fields__)
 _PART_COLS = ", ".join(PartRow.__struct_fields__)
@@ -83,22 +82,6 @@ def replace_parts(
         "UPDATE messages SET parts_total = ?, mode = ?, encoding = ? WHERE id = ?",
         (len(parts), "multipart" if len(parts) > 1 else "single", encoding, message_id),
     )
-
-
-def _rollup(conn: sqlite3.Connection, message_id: str, at: int) -> str:
-    parts = conn.execute(
-        "SELECT state, error FROM parts WHERE message_id = ? ORDER BY seq", (message_id,)
-    ).fetchall()
-    status = rollup(state for state, _ in parts)
-    error = ""
-    if status in FINAL_STATES and status != PartState.DELIVERED:
-        error = next((err for state, err in parts if state == status and err), "")
-    cur = conn.execute(
-        "UPDATE messages SET status = ?, error = ?, updated_at = ? WHERE id = ?" + RETURNING_SEALED,
-        (status, error, at, message_id),
-    )
-    wipe_if_final(conn, cur, message_id, status)
-    return status
 
 
 class ChannelStore:
@@ -194,7 +177,7 @@ class ChannelStore:
             )
             if not cur.rowcount:
                 return False
-            _rollup(conn, message_id, at)
+            _rollup_message(conn, message_id, at, None)
             return True
 
         return self.store.submit(unit)
@@ -219,7 +202,7 @@ class ChannelStore:
             )
             if not cur.rowcount:
                 return None
-            status = _rollup(conn, message_id, at)
+            status = _rollup_message(conn, message_id, at, None)
             return ReceiptMatch(message_id, 1, row[0], state, status, True, row[1])
 
         return self.store.submit(unit)
